@@ -1,0 +1,86 @@
+"""Trace header fields added at delivery: Return-Path, Delivered-To and Received.
+
+Nothing a client sent may inject a header line: every client-supplied value (HELO name,
+addresses, reverse DNS names) passes through ``neuter`` before it is written (Postfix runs
+``printable()`` then ``neuter()`` for the same reason; the Exim 2003 bare-LF hostname incident
+shows why).
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timezone
+from email.utils import format_datetime
+
+from merpati.delivery.envelope import ClientInfo
+
+NEUTER = str.maketrans({c: "?" for c in ' <>()\\";@'})
+MAX_FIELD = 200
+
+
+def printable(text: str, *, allow_utf8: bool = False) -> str:
+    out = []
+    for ch in text[:MAX_FIELD]:
+        code = ord(ch)
+        if 0x21 <= code <= 0x7E or (allow_utf8 and code > 0x9F and ch.isprintable()):
+            out.append(ch)
+        else:
+            out.append("?")
+    return "".join(out)
+
+
+def neuter(text: str) -> str:
+    return printable(text).translate(NEUTER)
+
+
+def safe_address(address: str, *, allow_utf8: bool) -> str:
+    return printable(address, allow_utf8=allow_utf8).replace("<", "?").replace(">", "?")
+
+
+def new_id() -> str:
+    return secrets.token_hex(6).upper()
+
+
+def protocol_name(client: ClientInfo, *, smtputf8: bool) -> str:
+    """RFC 3848 / RFC 6531 'with' keywords."""
+    base = "UTF8SMTP" if smtputf8 else ("ESMTP" if client.esmtp else "SMTP")
+    if client.esmtp or smtputf8:
+        base += "S" if client.tls else ""
+        base += "A" if client.authenticated_as else ""
+    return base
+
+
+def received(
+    *,
+    client: ClientInfo,
+    hostname: str,
+    queue_id: str,
+    recipient: str | None,
+    smtputf8: bool,
+    when: datetime,
+) -> bytes:
+    helo = neuter(client.helo) or "unknown"
+    rdns = neuter(client.reverse_name) if client.reverse_name else "unknown"
+    ip = client.ip if ":" not in client.ip else f"IPv6:{client.ip}"
+    lines = [
+        f"Received: from {helo} ({rdns} [{neuter(ip)}])",
+        f"\tby {neuter(hostname)} (Merpati) with {protocol_name(client, smtputf8=smtputf8)} id {queue_id}",
+    ]
+    if recipient is not None:
+        lines.append(f"\tfor <{safe_address(recipient, allow_utf8=smtputf8)}>; {format_datetime(when)}")
+    else:
+        lines[-1] += ";"
+        lines.append(f"\t{format_datetime(when)}")
+    return ("\r\n".join(lines) + "\r\n").encode("utf-8")
+
+
+def return_path(sender: str, *, smtputf8: bool) -> bytes:
+    return f"Return-Path: <{safe_address(sender, allow_utf8=smtputf8)}>\r\n".encode("utf-8")
+
+
+def delivered_to(address: str) -> bytes:
+    return f"Delivered-To: {safe_address(address, allow_utf8=True)}\r\n".encode("utf-8")
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc).astimezone()
