@@ -52,6 +52,19 @@ class TemporaryStoreError(StoreError):
     """The store cannot answer now (database unreachable, locked, disk full); retry later."""
 
 
+class InvalidInput(StoreError, ValueError):
+    """The caller passed something the store refuses to hold: a name with control characters
+    or invalid UTF-8, a naive datetime, an empty alias, deleting INBOX. A permanent error."""
+
+
+class FeedOverflow(StoreError):
+    """Raised by a change-feed subscription that fell too far behind: events were dropped.
+
+    The subscriber must resync its view from the store (e.g. re-read the mailbox) and may then
+    keep iterating the same subscription, which carries on with the events after the overflow.
+    """
+
+
 class ChangeFeed(Protocol):
     """Committed changes, per account. In-process for one node; LISTEN/NOTIFY across nodes."""
 

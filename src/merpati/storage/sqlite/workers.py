@@ -1,0 +1,316 @@
+"""SQLite threads: one writer with group commit, a few WAL readers.
+
+Theory of operation
+-------------------
+* **One writer thread** owns the only write connection (WAL, ``synchronous=FULL``,
+  ``foreign_keys=ON``). Callers enqueue a *job* (a function of the connection returning
+  ``(result, changes)``) and await an asyncio future. The writer takes the first job and every
+  job pending behind it (up to ``MAX_BATCH``), opens one ``BEGIN IMMEDIATE`` transaction, runs
+  each job inside its own ``SAVEPOINT`` (a failing job is rolled back alone and gets its
+  error), then ``COMMIT``\\s once: one fsync of the WAL for the whole batch (group commit).
+  Only after the commit does it hop back to each job's event loop (one
+  ``call_soon_threadsafe`` per loop per batch), where the jobs' changes are published on the
+  feed and then the futures are resolved. Jobs that arrive while a commit is in progress form
+  the next batch, so batches grow with load and a lone caller waits for one fsync only.
+* If ``BEGIN`` or ``COMMIT`` fails (another process holds the lock past ``busy_timeout``,
+  disk full, I/O error), the whole batch fails with ``TemporaryStoreError`` and nothing of it
+  is visible: SQLite rolled it back.
+* **Readers**: ``readers`` threads, each owning a read-only connection, take read jobs from
+  one shared queue. A read job runs in one deferred transaction: one consistent WAL snapshot.
+* One thread hop per unit of work (a job holds all its statements), never per statement.
+* A caller cancelled while awaiting does not cancel its job: a delivery may still commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from merpati.storage.api import StoreError, TemporaryStoreError
+from merpati.storage.changes import Change
+from merpati.storage.migrations import check_not_newer, load_migrations
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 256
+BUSY_TIMEOUT_MS = 5000
+
+WriteFn = Callable[[sqlite3.Connection], tuple[Any, list[Change]]]
+ReadFn = Callable[[sqlite3.Connection], Any]
+
+
+def map_error(exc: BaseException) -> BaseException:
+    """sqlite3 errors → store errors; store errors and bugs pass through unchanged."""
+    if isinstance(exc, StoreError):
+        return exc
+    if isinstance(exc, (sqlite3.OperationalError, sqlite3.InternalError, sqlite3.InterfaceError)):
+        return TemporaryStoreError(f"sqlite: {exc}")
+    if isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.IntegrityError):
+        return TemporaryStoreError(f"sqlite: {exc}")
+    if isinstance(exc, OSError):
+        return TemporaryStoreError(f"sqlite: {exc}")
+    return exc
+
+
+def connect(path: str, *, readonly: bool) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=True, timeout=BUSY_TIMEOUT_MS / 1000)
+    conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    if readonly:
+        conn.execute("PRAGMA query_only=1")
+    else:
+        mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise TemporaryStoreError(f"sqlite: cannot enable WAL mode (got {mode})")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA foreign_keys=ON")
+    return conn
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration script into statements (executescript would commit on its own)."""
+    out, buf = [], ""
+    for line in script.splitlines(keepends=True):
+        buf += line
+        if sqlite3.complete_statement(buf):
+            if buf.strip():
+                out.append(buf.strip())
+            buf = ""
+    if buf.strip() and not all(ln.strip().startswith("--") or not ln.strip() for ln in buf.splitlines()):
+        raise StoreError(f"incomplete statement in migration: {buf[:80]!r}")
+    return out
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Apply pending migrations under BEGIN IMMEDIATE; return the resulting schema version."""
+    migrations = load_migrations("sqlite")
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        has_table = conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type='table' AND name='schema_version'"
+        ).fetchone()
+        current = 0
+        if has_table:
+            current = conn.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0]
+        check_not_newer(current, migrations)
+        for m in migrations:
+            if m.version <= current:
+                continue
+            for stmt in _statements(m.sql):
+                conn.execute(stmt)
+            conn.execute(
+                "INSERT INTO schema_version (version, applied_at) VALUES (?, ?)",
+                (m.version, datetime.now(timezone.utc).isoformat()),
+            )
+            current = m.version
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return current
+
+
+@dataclass(eq=False, slots=True)
+class _Job:
+    fn: Callable[[sqlite3.Connection], Any]
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[Any]
+    result: Any = None
+    error: BaseException | None = None
+    changes: list[Change] = field(default_factory=list)
+
+
+_STOP = object()
+
+
+def _resolve(jobs: list[_Job], publish: Callable[[list[Change]], None] | None) -> None:
+    """On the loop thread: publish committed changes, then resolve the callers' futures."""
+    if publish is not None:
+        for job in jobs:
+            if job.error is None and job.changes:
+                try:
+                    publish(job.changes)
+                except Exception:  # a broken subscriber must not fail a committed delivery
+                    log.exception("publishing changes failed")
+    for job in jobs:
+        if job.future.done():
+            continue
+        if job.error is not None:
+            job.future.set_exception(job.error)
+        else:
+            job.future.set_result(job.result)
+
+
+def _hand_back(jobs: list[_Job], publish: Callable[[list[Change]], None] | None) -> None:
+    by_loop: dict[asyncio.AbstractEventLoop, list[_Job]] = {}
+    for job in jobs:
+        by_loop.setdefault(job.loop, []).append(job)
+    for loop, group in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_resolve, group, publish)
+        except RuntimeError:  # the caller's loop is closed; nobody is waiting any more
+            pass
+
+
+class Writer:
+    """The writer thread; see the module docstring."""
+
+    def __init__(self, path: str, publish: Callable[[list[Change]], None]) -> None:
+        self._path = path
+        self._publish = publish
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._ready: concurrent.futures.Future[int] = concurrent.futures.Future()
+        self._thread = threading.Thread(target=self._run, name="merpati-sqlite-writer", daemon=True)
+        self._closed = False
+        self.batches = 0  # statistics: commits done
+        self.jobs = 0
+
+    async def start(self) -> int:
+        """Open the connection and migrate; returns the schema version."""
+        self._thread.start()
+        return await asyncio.wrap_future(self._ready)
+
+    async def submit(self, fn: WriteFn) -> Any:
+        if self._closed:
+            raise StoreError("store is closed")
+        loop = asyncio.get_running_loop()
+        job = _Job(fn, loop, loop.create_future())
+        self._queue.put(job)
+        return await job.future
+
+    async def stop(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(_STOP)
+        if self._thread.is_alive():
+            await asyncio.to_thread(self._thread.join)
+
+    # -- thread side -------------------------------------------------------------------------
+    def _run(self) -> None:
+        try:
+            conn = connect(self._path, readonly=False)
+            version = migrate(conn)
+        except BaseException as exc:
+            self._ready.set_exception(map_error(exc))
+            return
+        self._ready.set_result(version)
+        try:
+            stopping = False
+            while not stopping:
+                first = self._queue.get()
+                if first is _STOP:
+                    break
+                batch = [first]
+                while len(batch) < MAX_BATCH:
+                    try:
+                        nxt = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if nxt is _STOP:
+                        stopping = True
+                        break
+                    batch.append(nxt)
+                self._run_batch(conn, batch)
+                _hand_back(batch, self._publish)
+        finally:
+            conn.close()
+
+    def _run_batch(self, conn: sqlite3.Connection, batch: list[_Job]) -> None:
+        self.batches += 1
+        self.jobs += len(batch)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except BaseException as exc:
+            err = map_error(exc)
+            for job in batch:
+                job.error = err
+            return
+        try:
+            for i, job in enumerate(batch):
+                sp = f"job{i}"
+                conn.execute(f"SAVEPOINT {sp}")
+                try:
+                    job.result, job.changes = job.fn(conn)
+                except BaseException as exc:
+                    job.error = map_error(exc)
+                    job.result, job.changes = None, []
+                    conn.execute(f"ROLLBACK TO {sp}")
+                conn.execute(f"RELEASE {sp}")
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            err = map_error(exc)
+            try:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                log.exception("sqlite rollback failed")
+            for job in batch:
+                job.changes = []
+                if job.error is None:
+                    job.error = err if isinstance(err, StoreError) else TemporaryStoreError(f"sqlite: {exc}")
+
+
+class Readers:
+    """A few reader threads sharing one job queue; each owns a query-only connection."""
+
+    def __init__(self, path: str, count: int) -> None:
+        self._path = path
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._threads = [
+            threading.Thread(target=self._run, name=f"merpati-sqlite-reader-{i}", daemon=True)
+            for i in range(count)
+        ]
+        self._closed = False
+
+    def start(self) -> None:
+        for t in self._threads:
+            t.start()
+
+    async def submit(self, fn: ReadFn) -> Any:
+        if self._closed:
+            raise StoreError("store is closed")
+        loop = asyncio.get_running_loop()
+        job = _Job(fn, loop, loop.create_future())
+        self._queue.put(job)
+        return await job.future
+
+    async def stop(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for _ in self._threads:
+            self._queue.put(_STOP)
+        await asyncio.to_thread(lambda: [t.join() for t in self._threads if t.is_alive()])
+
+    def _run(self) -> None:
+        conn: sqlite3.Connection | None = None
+        try:
+            while True:
+                job = self._queue.get()
+                if job is _STOP:
+                    break
+                try:
+                    if conn is None:
+                        conn = connect(self._path, readonly=True)
+                    conn.execute("BEGIN")
+                    try:
+                        job.result = job.fn(conn)
+                    finally:
+                        conn.execute("COMMIT")
+                except BaseException as exc:
+                    job.error = map_error(exc)
+                    if isinstance(exc, sqlite3.Error) and conn is not None:
+                        conn.close()  # start afresh on the next job
+                        conn = None
+                _hand_back([job], None)
+        finally:
+            if conn is not None:
+                conn.close()
