@@ -1,0 +1,146 @@
+"""`merpati init`: write a config file, a self-signed certificate and an empty store."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+from pathlib import Path
+
+from merpati.cli.common import UserError, config_path
+from merpati.config import load_config
+
+DB_NAME = "merpati.db"
+
+
+def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("init", parents=[common], help="write a config file and create the store")
+    p.add_argument("--data-dir", metavar="DIR", help="data folder (default: the config file's folder)")
+    p.add_argument("--hostname", metavar="NAME", default="localhost", help="this host's name (default: localhost)")
+    p.add_argument("--domain", metavar="DOMAIN", help="a mail domain to add")
+    p.add_argument("--demo-user", metavar="ADDRESS", help="create this user with a random password and print it")
+    p.add_argument("--storage-url", metavar="URL", help="store URL (default: sqlite:///<data_dir>/merpati.db)")
+    p.add_argument("--tls-cert", metavar="FILE", help="existing PEM certificate (default: generate one)")
+    p.add_argument("--tls-key", metavar="FILE", help="its PEM private key")
+    p.add_argument("--force", action="store_true", help="overwrite an existing config file")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from merpati.admin.certs import generate_self_signed
+
+    path = config_path(args).absolute()
+    if path.exists() and not args.force:
+        raise UserError(f"{path} exists already (use --force to overwrite it)")
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise UserError("give both --tls-cert and --tls-key, or neither")
+    base = path.parent
+    data_dir = Path(args.data_dir).absolute() if args.data_dir else base
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+    if args.tls_cert:
+        cert, key = Path(args.tls_cert).absolute(), Path(args.tls_key).absolute()
+        for f in (cert, key):
+            if not f.is_file():
+                raise UserError(f"{f}: no such file")
+    else:
+        cert, key = data_dir / "tls" / "cert.pem", data_dir / "tls" / "key.pem"
+        if cert.is_file() and key.is_file():
+            print(f"keeping the existing certificate {cert}")
+        else:
+            generate_self_signed(cert, key, args.hostname)
+            print(f"wrote a self-signed certificate for {args.hostname}: {cert}")
+
+    storage_url = args.storage_url or "sqlite:///" + _relative(data_dir / DB_NAME, base)
+    text = render_config(
+        hostname=args.hostname,
+        data_dir=_relative(data_dir, base),
+        storage_url=storage_url,
+        cert=_relative(cert, base),
+        key=_relative(key, base),
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+    config = load_config(path)  # what we wrote must load; this also resolves the paths
+    print(f"wrote {path}")
+    return asyncio.run(_prepare_store(config.storage_url, args))
+
+
+async def _prepare_store(url: str, args: argparse.Namespace) -> int:
+    from merpati.admin.service import AdminService, normalize_address, normalize_domain
+    from merpati.storage import open_store
+
+    store = await open_store(url)  # creates the database and applies the migrations
+    try:
+        admin = AdminService(store)
+        domains = []
+        if args.domain:
+            domains.append(normalize_domain(args.domain))
+        if args.demo_user:
+            demo = normalize_address(args.demo_user)
+            domains.append(demo.rpartition("@")[2])
+        for domain in domains:
+            if not await store.has_domain(domain):
+                await admin.add_domain(domain)
+                print(f"added domain {domain}")
+        if args.demo_user:
+            password = secrets.token_urlsafe(12)
+            if await store.get_account(demo) is None:
+                await admin.add_user(demo, password)
+            else:
+                await admin.set_password(demo, password)
+            print(f"demo user: {demo} password: {password}")
+    finally:
+        await store.close()
+    return 0
+
+
+def _relative(target: Path, base: Path) -> str:
+    """``target`` relative to the config's folder when inside it (a movable tree), else absolute."""
+    try:
+        rel = target.relative_to(base)
+    except ValueError:
+        return str(target)
+    return str(rel) if str(rel) != "." else "."
+
+
+def _q(value: str) -> str:
+    return json.dumps(value, ensure_ascii=False)  # a JSON string is a valid TOML basic string
+
+
+def render_config(*, hostname: str, data_dir: str, storage_url: str, cert: str, key: str) -> str:
+    """The config file text; relative paths in it resolve against the file's own folder."""
+    return f"""\
+# Merpati configuration, written by `merpati init`. Relative paths are relative to this file.
+# Domains, users and aliases live in the store: manage them with `merpati domain|user|alias`.
+
+hostname = {_q(hostname)}
+data_dir = {_q(data_dir)}
+
+[listen]
+# Each a list of "host:port"; an empty list disables that listener.
+smtp = ["127.0.0.1:2525"]
+submission = []
+submissions = []
+imap = []
+imaps = []
+pop3 = []
+pop3s = []
+
+[storage]
+url = {_q(storage_url)}
+
+[tls]
+cert = {_q(cert)}
+key = {_q(key)}
+
+[auth]
+loopback_is_secure = true
+
+[limits]
+message_size = 52428800
+"""
