@@ -31,17 +31,17 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 def run(args: argparse.Namespace) -> int:
     from merpati.admin.certs import generate_self_signed
 
-    path = config_path(args).absolute()
+    path = Path(os.path.abspath(config_path(args)))
     if path.exists() and not args.force:
         raise UserError(f"{path} exists already (use --force to overwrite it)")
     if bool(args.tls_cert) != bool(args.tls_key):
         raise UserError("give both --tls-cert and --tls-key, or neither")
     base = path.parent
-    data_dir = Path(args.data_dir).absolute() if args.data_dir else base
+    data_dir = Path(os.path.abspath(args.data_dir)) if args.data_dir else base
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
 
     if args.tls_cert:
-        cert, key = Path(args.tls_cert).absolute(), Path(args.tls_key).absolute()
+        cert, key = Path(os.path.abspath(args.tls_cert)), Path(os.path.abspath(args.tls_key))
         for f in (cert, key):
             if not f.is_file():
                 raise UserError(f"{f}: no such file")
@@ -53,13 +53,11 @@ def run(args: argparse.Namespace) -> int:
             generate_self_signed(cert, key, args.hostname)
             print(f"wrote a self-signed certificate for {args.hostname}: {cert}")
 
-    storage_url = args.storage_url or "sqlite:///" + _relative(data_dir / DB_NAME, base)
+    # Absolute paths throughout: "sqlite:///x" reads as absolute to some and as relative to
+    # others, while "sqlite:////abs/x" means the same to every reader.
+    storage_url = args.storage_url or f"sqlite:///{data_dir / DB_NAME}"
     text = render_config(
-        hostname=args.hostname,
-        data_dir=_relative(data_dir, base),
-        storage_url=storage_url,
-        cert=_relative(cert, base),
-        key=_relative(key, base),
+        hostname=args.hostname, data_dir=str(data_dir), storage_url=storage_url, cert=str(cert), key=str(key)
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
@@ -99,23 +97,15 @@ async def _prepare_store(url: str, args: argparse.Namespace) -> int:
     return 0
 
 
-def _relative(target: Path, base: Path) -> str:
-    """``target`` relative to the config's folder when inside it (a movable tree), else absolute."""
-    try:
-        rel = target.relative_to(base)
-    except ValueError:
-        return str(target)
-    return str(rel) if str(rel) != "." else "."
-
-
 def _q(value: str) -> str:
     return json.dumps(value, ensure_ascii=False)  # a JSON string is a valid TOML basic string
 
 
 def render_config(*, hostname: str, data_dir: str, storage_url: str, cert: str, key: str) -> str:
-    """The config file text; relative paths in it resolve against the file's own folder."""
+    """The config file text (the loader resolves relative paths against the file's folder)."""
     return f"""\
-# Merpati configuration, written by `merpati init`. Relative paths are relative to this file.
+# Merpati configuration, written by `merpati init`. Relative paths would resolve against this
+# file's folder.
 # Domains, users and aliases live in the store: manage them with `merpati domain|user|alias`.
 
 hostname = {_q(hostname)}
