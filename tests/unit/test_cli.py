@@ -257,3 +257,10 @@ def test_console_script(tmp_path: Path) -> None:
                           capture_output=True, text=True, env=env, timeout=60)
     assert done.returncode == 1
     assert done.stderr == "merpati: error: user demo@example.test already exists\n"
+
+
+def test_bad_storage_url_is_one_line(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "m.toml"
+    assert main(["-c", str(path), "init", "--storage-url", "mysql://x/y"]) == 1
+    assert "unsupported storage URL" in error_of(capsys)
+    assert not path.exists() and not list(tmp_path.glob("*.toml*"))

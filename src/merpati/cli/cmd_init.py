@@ -9,7 +9,7 @@ import os
 import secrets
 from pathlib import Path
 
-from merpati.cli.common import UserError, config_path
+from merpati.cli.common import UserError, config_path, open_configured_store
 from merpati.config import load_config
 
 DB_NAME = "merpati.db"
@@ -36,6 +36,12 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"{path} exists already (use --force to overwrite it)")
     if bool(args.tls_cert) != bool(args.tls_key):
         raise UserError("give both --tls-cert and --tls-key, or neither")
+    from merpati.admin.service import normalize_address, normalize_domain
+
+    # Check the names before anything is written.
+    args.hostname = normalize_domain(args.hostname)
+    args.domain = normalize_domain(args.domain) if args.domain else None
+    args.demo_user = normalize_address(args.demo_user) if args.demo_user else None
     base = path.parent
     data_dir = Path(os.path.abspath(args.data_dir)) if args.data_dir else base
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -59,33 +65,33 @@ def run(args: argparse.Namespace) -> int:
     text = render_config(
         hostname=args.hostname, data_dir=str(data_dir), storage_url=storage_url, cert=str(cert), key=str(key)
     )
+    # The config appears only once the store is ready: a failed init leaves no half-set-up file.
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-    config = load_config(path)  # what we wrote must load; this also resolves the paths
+    try:
+        config = load_config(tmp)  # what we wrote must load (same folder, so same path resolution)
+        status = asyncio.run(_prepare_store(config.storage_url, args))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     print(f"wrote {path}")
-    return asyncio.run(_prepare_store(config.storage_url, args))
+    return status
 
 
 async def _prepare_store(url: str, args: argparse.Namespace) -> int:
-    from merpati.admin.service import AdminService, normalize_address, normalize_domain
-    from merpati.storage import open_store
+    from merpati.admin.service import AdminService
 
-    store = await open_store(url)  # creates the database and applies the migrations
+    store = await open_configured_store(url)  # creates the database and applies the migrations
     try:
         admin = AdminService(store)
-        domains = []
-        if args.domain:
-            domains.append(normalize_domain(args.domain))
-        if args.demo_user:
-            demo = normalize_address(args.demo_user)
-            domains.append(demo.rpartition("@")[2])
+        demo = args.demo_user
+        domains = [d for d in (args.domain, demo and demo.rpartition("@")[2]) if d]
         for domain in domains:
             if not await store.has_domain(domain):
                 await admin.add_domain(domain)
                 print(f"added domain {domain}")
-        if args.demo_user:
+        if demo:
             password = secrets.token_urlsafe(12)
             if await store.get_account(demo) is None:
                 await admin.add_user(demo, password)

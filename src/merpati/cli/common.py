@@ -15,6 +15,7 @@ from merpati.config import Config, ConfigError, default_config_path, load_config
 
 if TYPE_CHECKING:
     from merpati.admin.service import AdminService
+    from merpati.storage.api import MailStore
 
 
 class UserError(Exception):
@@ -51,11 +52,20 @@ def run_admin(args: argparse.Namespace, call: AdminCall) -> int:
     return asyncio.run(_with_service(config, args, call))
 
 
-async def _with_service(config: Config, args: argparse.Namespace, call: AdminCall) -> int:
-    from merpati.admin.service import AdminService
+async def open_configured_store(url: str) -> MailStore:
+    """``open_store(url)``, with a bad URL reported as a user error."""
     from merpati.storage import open_store
 
-    store = await open_store(config.storage_url)
+    try:
+        return await open_store(url)
+    except ValueError as exc:  # unknown scheme, relative sqlite path
+        raise UserError(f"storage: {exc}") from None
+
+
+async def _with_service(config: Config, args: argparse.Namespace, call: AdminCall) -> int:
+    from merpati.admin.service import AdminService
+
+    store = await open_configured_store(config.storage_url)
     try:
         return await call(AdminService(store, hostname=config.hostname), args)
     finally:
