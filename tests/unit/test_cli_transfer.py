@@ -184,3 +184,27 @@ def test_transfer_errors(cfg: Path, tmp_path: Path, capsys) -> None:  # type: ig
     (tmp_path / "empty").mkdir()
     assert run(cfg, "import", "joe@example.test", str(tmp_path / "empty")) == 1
     assert "neither a maildir" in error()
+
+
+def nested_bomb(depth: int = 120) -> bytes:
+    head = b"".join(b'Content-Type: multipart/mixed; boundary="b%d"\n\n--b%d\n' % (i, i) for i in range(depth))
+    tail = b"".join(b"\n--b%d--\n" % i for i in reversed(range(depth)))
+    return b"Subject: bomb\n" + head + b"Content-Type: text/plain\n\nx\n" + tail
+
+
+def test_import_skips_a_mime_bomb_and_says_so(cfg: Path, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from merpati.mime import MimeLimitError
+
+    with pytest.raises(MimeLimitError):
+        parse_message(nested_bomb())
+    source = tmp_path / "in.mbox"
+    with open(source, "wb") as f:
+        mbox.write_message(f, nested_bomb(), T0)
+        mbox.write_message(f, MESSAGES[0], T0)
+    assert run(cfg, "import", "joe@example.test", str(source)) == 1
+    captured = capsys.readouterr()
+    assert "imported 1 message(s) into INBOX" in captured.out
+    err = captured.err.splitlines()
+    assert err[0].startswith("merpati: warning: skipped INBOX message 1: ")
+    assert err[-1] == "merpati: error: 1 message(s) were not imported"
+    assert [m[0] for m in stored(cfg, "joe@example.test")] == [MESSAGES[0]]
