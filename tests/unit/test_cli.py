@@ -264,3 +264,38 @@ def test_bad_storage_url_is_one_line(tmp_path: Path, capsys) -> None:  # type: i
     assert main(["-c", str(path), "init", "--storage-url", "mysql://x/y"]) == 1
     assert "unsupported storage URL" in error_of(capsys)
     assert not path.exists() and not list(tmp_path.glob("*.toml*"))
+
+
+def test_console_script_serve_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    import signal
+    import socket
+    import time
+
+    if not MERPATI.exists():
+        pytest.skip(f"{MERPATI} is not installed")
+    path = tmp_path / "merpati.toml"
+    assert main(["-c", str(path), "init", "--domain", "example.test"]) == 0
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    path.write_text(path.read_text().replace("127.0.0.1:2525", f"127.0.0.1:{port}"))
+    proc = subprocess.Popen([str(MERPATI), "-c", str(path), "serve"], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1) as conn:
+                    assert conn.recv(512).startswith(b"220")
+                    break
+            except OSError:
+                time.sleep(0.05)
+        else:
+            pytest.fail(f"serve did not listen: {proc.communicate(timeout=5)[0]}")
+        proc.send_signal(signal.SIGTERM)
+        output = proc.communicate(timeout=40)[0]
+        assert proc.returncode == 0, output
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
