@@ -1,0 +1,685 @@
+"""The sans-IO SMTP server engine (RFC 5321, 2920, 3030, 3207, 4954, 6531, 1870, 3461).
+
+Theory of operation
+-------------------
+The caller feeds bytes with ``receive_data`` / ``receive_eof`` and pulls events with
+``next_event``. Each call returns an event, ``NEED_DATA`` or ``PAUSED``:
+
+* A *decision event* (``Hello``, ``MailFrom``, ``RcptTo``, ``DataStart``, ``DataEnd``,
+  ``StartTls``, ``AuthStart``, ``AuthData``, ``Quit``) waits for exactly one
+  ``send(reply)``; until then ``next_event`` returns ``PAUSED`` and no further input is
+  looked at, so replies always leave in command order.
+* Everything the engine can answer alone (NOOP, RSET, HELP, VRFY, EXPN, syntax and
+  sequence errors, intermediate BDAT chunks, limits) is queued in an output buffer.
+  ``send`` returns that buffer followed by the session's reply; ``data_to_send`` drains it.
+  Write whatever either returns, in the order you get it.
+
+Invariants
+----------
+* Only a CRLF-terminated line is a command. A line with a bare CR or LF, or a NUL, is
+  answered 500 5.5.2 and never acted on (SECURITY-CASES SMTP-06). A line longer than
+  ``max_line`` is answered 500 5.5.2 and discarded without buffering it (SMTP-20).
+* DATA ends only at CRLF.CRLF (``data.DotReader``, SMTP-01..05). EOF inside a body gives
+  ``Close(EOF_IN_DATA)``, never ``DataEnd``.
+* BDAT octets are always consumed, even for a refused BDAT, so chunk content is never
+  read as commands. A BDAT size that cannot be parsed, or that would push the message
+  over ``message_size``, is answered and the connection closed: resynchronising is
+  impossible or pointless.
+* RFC 2920 (SMTP-07): without negotiated PIPELINING (before EHLO, after HELO) any input
+  buffered behind a command line or behind the end of a body is a synchronisation
+  error: ``554 5.5.0`` and ``Close``. With PIPELINING the same holds for the
+  commands in ``tables.LAST_IN_GROUP`` when they are accepted for processing (a DATA
+  refused with 503 is not: SMTP-08).
+* STARTTLS: after the 220 every byte is dropped; ``tls_started()`` clears the input,
+  the EHLO state, authentication and the transaction (RFC 3207 §4.2, CVE-2011-0411).
+* Errors: every 4xx/5xx reply counts; at ``hard_error_limit`` the engine queues
+  ``421 4.7.0`` and closes. A 2xx answer to ``DataEnd`` resets the count.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from types import MappingProxyType
+from typing import Any
+
+from merpati.wire.smtp import reply as R
+from merpati.wire.smtp.codes import Code, Enhanced
+from merpati.wire.smtp.commands import b64decode, parse_auth, parse_bdat, parse_mail, parse_rcpt
+from merpati.wire.smtp.data import DotReader
+from merpati.wire.smtp.events import (
+    DECISION_EVENTS,
+    NEED_DATA,
+    PAUSED,
+    AuthAbort,
+    AuthData,
+    AuthStart,
+    Close,
+    CloseReason,
+    DataChunk,
+    DataEnd,
+    DataStart,
+    Event,
+    Hello,
+    MailFrom,
+    Quit,
+    RcptTo,
+    Reset,
+    Sentinel,
+    StartTls,
+    Vrfy,
+)
+from merpati.wire.smtp.limits import DEFAULT_EXTENSIONS, BareLineEndings, Extension, SmtpLimits
+from merpati.wire.smtp.reply import Reply, SmtpReplyError, sanitise
+from merpati.wire.smtp.tables import (
+    ALLOWED,
+    JUNK,
+    LAST_IN_GROUP,
+    PRE_TLS,
+    SEQUENCE_TEXT,
+    TRANSACTION_STATES,
+    VERBS,
+    Command,
+    State,
+)
+
+__all__ = ["SmtpProtocolError", "SmtpServer"]
+
+_CR = 0x0D
+
+_Result = Event | Sentinel | None  # None: something was answered, keep reading
+
+
+class SmtpProtocolError(RuntimeError):
+    """The caller broke the engine's contract (e.g. send() with nothing pending)."""
+
+
+class _LineTooLong(SmtpReplyError):
+    def __init__(self) -> None:
+        super().__init__(R.LINE_TOO_LONG)
+
+
+class SmtpServer:
+    """One inbound SMTP connection, as a state machine. See the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        hostname: str,
+        limits: SmtpLimits | None = None,
+        tls_available: bool = False,
+        tls_active: bool = False,
+        auth_mechanisms: Sequence[str] = (),
+        auth_allowed: bool = False,
+        bare_line_endings: BareLineEndings = BareLineEndings.REJECT,
+        extensions: Iterable[Extension] = DEFAULT_EXTENSIONS,
+        banner: str = "ESMTP Merpati",
+        require_tls: bool = False,
+    ) -> None:
+        self.hostname = hostname
+        self.limits = limits if limits is not None else SmtpLimits()
+        self.tls_available = tls_available
+        self.auth_allowed = auth_allowed  # the session may change it (e.g. after TLS)
+        self.auth_mechanisms = tuple(m.upper() for m in auth_mechanisms)
+        self.bare_line_endings = bare_line_endings
+        self.extensions = frozenset(extensions)
+        self.banner = banner
+        self.require_tls = require_tls
+        self.error_count = 0
+        self._enhanced = Extension.ENHANCEDSTATUSCODES in self.extensions
+        self._tls_active = tls_active
+        self._authenticated = False
+        self._buf = bytearray()
+        self._out = bytearray()
+        self._scan_from = 0  # LF search resumes here
+        self._discarding = False  # inside an over-long line
+        self._eof = False
+        self._greeted = False
+        self._pregreet = False
+        self._state = State.NEED_HELO
+        self._pending: Event | None = None
+        self._next: Event | None = None
+        self._close: Close | None = None
+        self._helo: Hello | None = None  # accepted HELO/EHLO
+        self._last_hello: Hello | None = None
+        self._junk = 0
+        self._reset_transaction()
+
+    # ---- public API ---------------------------------------------------------------------
+    @property
+    def state(self) -> State:
+        return self._state
+
+    @property
+    def closed(self) -> bool:
+        return self._close is not None
+
+    @property
+    def extended(self) -> bool:
+        """True once an EHLO was accepted (cleared by tls_started)."""
+        return self._helo is not None and self._helo.extended
+
+    @property
+    def pipelining(self) -> bool:
+        return self.extended and Extension.PIPELINING in self.extensions
+
+    @property
+    def tls_active(self) -> bool:
+        return self._tls_active
+
+    @property
+    def authenticated(self) -> bool:
+        return self._authenticated
+
+    @property
+    def mail_from(self) -> MailFrom | None:
+        """The accepted MAIL of the current transaction."""
+        return self._mail
+
+    @property
+    def recipient_count(self) -> int:
+        return self._rcpts
+
+    @property
+    def buffered(self) -> bytes:
+        """Input received but not yet consumed (for tests and diagnostics)."""
+        return bytes(self._buf)
+
+    def error_delay_due(self) -> bool:
+        """True from soft_error_limit errors on: the net layer should pause before replies."""
+        return self.error_count >= self.limits.soft_error_limit
+
+    def set_authenticated(self, value: bool) -> None:
+        self._authenticated = value
+
+    def greeting(self) -> bytes:
+        """The 220 banner; call it before feeding any data."""
+        self._greeted = True
+        return Reply(Code.READY, None, f"{self.hostname} {self.banner}").to_bytes()
+
+    def receive_data(self, data: bytes) -> None:
+        """Feed bytes as they arrive. ``b""`` is not EOF (use receive_eof)."""
+        if self._close is not None or self._state is State.TLS or not data:
+            return
+        if not self._greeted:
+            self._pregreet = True
+        self._buf += data
+
+    def receive_eof(self) -> None:
+        self._eof = True
+
+    def data_to_send(self) -> bytes:
+        out = bytes(self._out)
+        self._out.clear()
+        return out
+
+    def next_event(self) -> Event | Sentinel:
+        if self._close is not None:
+            return self._close
+        if self._next is not None:
+            event, self._next = self._next, None
+            return self._hold(event)
+        if self._pending is not None or self._state is State.TLS:
+            return PAUSED
+        if self._pregreet:
+            return self._close_with(CloseReason.PREGREET, R.SYNC_ERROR)
+        while self._close is None:
+            result = _READERS[self._state](self)
+            if result is not None:
+                return self._hold(result)
+        return self._close
+
+    def send(self, reply: Reply) -> bytes:
+        """Answer the pending decision event; returns every byte to write now, in order."""
+        event = self._pending
+        if event is None:
+            raise SmtpProtocolError("send() called with no decision event pending")
+        self._pending = None
+        if _AFTER_REPLY[type(event)](self, event, reply):
+            self._reply(reply)
+        return self.data_to_send()
+
+    def tls_started(self) -> None:
+        """The TLS handshake after StartTls completed: forget everything from before."""
+        if self._state is not State.TLS:
+            raise SmtpProtocolError("tls_started() without an accepted STARTTLS")
+        self._buf.clear()
+        self._scan_from = 0
+        self._discarding = False
+        self._tls_active = True
+        self._authenticated = False
+        self._helo = None
+        self._reset_transaction()
+        self._state = State.NEED_HELO
+
+    def hello_reply(self) -> Reply:
+        """The 250 for the pending Hello: EHLO lists the extensions, HELO is one line."""
+        hello = self._last_hello
+        if hello is None or not hello.extended:
+            return Reply(Code.OK, None, self.hostname)
+        return Reply(Code.OK, None, [self.hostname, *self._ehlo_keywords()])
+
+    # ---- output helpers -----------------------------------------------------------------
+    def _reply(self, reply: Reply) -> None:
+        self._out += reply.to_bytes(enhanced=self._enhanced)
+        if reply.code >= 400:
+            self.error_count += 1
+        if self.error_count >= self.limits.hard_error_limit and self._close is None:
+            self._close_with(CloseReason.TOO_MANY_ERRORS, R.TOO_MANY_ERRORS)
+
+    def _close_with(self, reason: str, reply: Reply | None = None) -> Close:
+        if self._close is not None:
+            return self._close
+        if reply is not None:
+            self._out += reply.to_bytes(enhanced=self._enhanced)
+        self._state = State.CLOSED
+        self._pending = self._next = None
+        self._buf.clear()
+        self._close = Close(reason)
+        return self._close
+
+    def _hold(self, event: Event | Sentinel) -> Event | Sentinel:
+        if isinstance(event, DECISION_EVENTS):
+            self._pending = event
+        if isinstance(event, Hello):
+            self._last_hello = event
+        return event
+
+    def _reset_transaction(self) -> None:
+        self._mail: MailFrom | None = None
+        self._rcpts = 0
+        self._reader: DotReader | None = None
+        self._bdat_total = 0
+        self._chunk_left = 0
+        self._chunk_last = False
+        self._chunk_emit = False
+        self._chunk_reply: Reply | None = None
+        self._chunk_return = State.READY
+
+    def _idle_state(self) -> State:
+        return State.READY if self._helo is not None else State.NEED_HELO
+
+    @property
+    def _offered(self) -> frozenset[Extension]:
+        return self.extensions if self.extended else frozenset()
+
+    def _auth_offered(self) -> bool:
+        return self.extended and self.auth_allowed and bool(self.auth_mechanisms)
+
+    def _ehlo_keywords(self) -> list[str]:
+        words = []
+        for ext in Extension:
+            if ext in self.extensions:
+                words.append(f"SIZE {self.limits.message_size}" if ext is Extension.SIZE else ext.value)
+        if self.tls_available and not self._tls_active:
+            words.append("STARTTLS")
+        if self.auth_allowed and self.auth_mechanisms:
+            words.append("AUTH " + " ".join(self.auth_mechanisms))
+        return words
+
+    # ---- line reading -------------------------------------------------------------------
+    def _next_line(self) -> bytes | Close | Sentinel:
+        """The next CRLF-terminated line without CRLF; raises SmtpReplyError on bad lines."""
+        buf = self._buf
+        limit = self.limits.max_line
+        if self._state is State.AUTH or buf[:5].upper() == b"AUTH ":
+            limit = max(limit, self.limits.max_auth_line)
+        lf = buf.find(b"\n", min(self._scan_from, len(buf)))
+        if lf < 0:
+            if self._discarding or len(buf) > limit:
+                self._discarding = True
+                buf.clear()
+            self._scan_from = len(buf)
+            if self._eof:
+                return self._close_with(CloseReason.EOF)
+            return NEED_DATA
+        self._scan_from = 0
+        if self._discarding or lf + 1 > limit:
+            self._discarding = False
+            del buf[: lf + 1]
+            raise _LineTooLong()
+        if lf == 0 or buf[lf - 1] != _CR or buf.find(b"\r", 0, lf - 1) >= 0:
+            del buf[: lf + 1]
+            raise SmtpReplyError(R.BARE_LF_COMMAND)
+        line = bytes(buf[: lf - 1])
+        del buf[: lf + 1]
+        if b"\x00" in line:
+            raise SmtpReplyError(R.NUL_COMMAND)
+        return line
+
+    def _read_command(self) -> _Result:
+        try:
+            line = self._next_line()
+            if not isinstance(line, bytes):
+                return line
+            return self._dispatch(line)
+        except SmtpReplyError as err:
+            self._reply(err.reply)
+            return None
+
+    def _dispatch(self, line: bytes) -> _Result:
+        verb, _, arg = line.partition(b" ")
+        command = VERBS.get(verb.upper())
+        if self._buf and not self.pipelining and command is not Command.BDAT:
+            return self._close_with(CloseReason.SYNC_ERROR, R.SYNC_ERROR)
+        if command is None:
+            raise SmtpReplyError(R.UNKNOWN_COMMAND)
+        if command is Command.BDAT:
+            return self._cmd_bdat(arg)  # must consume its octets whatever the answer
+        if command in JUNK:
+            self._junk += 1
+            if self._junk > self.limits.max_junk_commands:
+                self.error_count += 1
+        if self.require_tls and not self._tls_active and command not in PRE_TLS:
+            raise SmtpReplyError(R.TLS_REQUIRED)
+        if command not in ALLOWED[self._state]:
+            raise SmtpReplyError(self._sequence_error(command))
+        if command in LAST_IN_GROUP and self._buf:
+            return self._close_with(CloseReason.SYNC_ERROR, R.SYNC_ERROR)
+        return _HANDLERS[command](self, arg)
+
+    def _sequence_error(self, command: Command) -> Reply:
+        text = SEQUENCE_TEXT.get((command, self._state)) or SEQUENCE_TEXT.get(
+            (command, None), "Error: bad sequence of commands"
+        )
+        return Reply(Code.BAD_SEQUENCE, Enhanced.BAD_SEQUENCE, text)
+
+    # ---- commands -----------------------------------------------------------------------
+    def _cmd_hello(self, arg: bytes, extended: bool) -> _Result:
+        # RFC 5321 §4.1.1.1; §4.1.4: an accepted EHLO resets the transaction like RSET
+        name = arg.strip(b" ")
+        if not name:
+            raise SmtpReplyError(R.HELO_SYNTAX)
+        hello = Hello(sanitise(name).decode("ascii"), extended)
+        if self._state in TRANSACTION_STATES:
+            self._reset_transaction()
+            self._state = State.READY
+            self._next = hello
+            return Reset()
+        return hello
+
+    def _cmd_helo(self, arg: bytes) -> _Result:
+        return self._cmd_hello(arg, False)
+
+    def _cmd_ehlo(self, arg: bytes) -> _Result:
+        return self._cmd_hello(arg, True)
+
+    def _cmd_mail(self, arg: bytes) -> _Result:
+        return parse_mail(arg, offered=self._offered, auth_offered=self._auth_offered(), limits=self.limits)
+
+    def _cmd_rcpt(self, arg: bytes) -> _Result:
+        if self._rcpts >= self.limits.max_recipients:
+            raise SmtpReplyError(R.TOO_MANY_RCPTS)  # RFC 5321 §4.5.3.1.10
+        utf8 = self._mail is not None and self._mail.params.smtputf8
+        return parse_rcpt(arg, offered=self._offered, smtputf8=utf8, limits=self.limits)
+
+    def _cmd_data(self, arg: bytes) -> _Result:
+        # RFC 5321 §4.1.1.4; RFC 3030 §3: BINARYMIME bodies only by BDAT
+        if arg:
+            raise SmtpReplyError(R.NO_ARGUMENTS)
+        if self._mail is not None and self._mail.params.body == "BINARYMIME":
+            raise SmtpReplyError(R.BINARYMIME_NEEDS_BDAT)
+        return DataStart(bdat=False)
+
+    def _cmd_bdat(self, arg: bytes) -> _Result:
+        # RFC 3030 §2; the size is needed even to refuse: the octets must be consumed
+        parsed = parse_bdat(arg, self.limits)
+        if parsed is None:
+            return self._close_with(CloseReason.PROTOCOL_ERROR, R.BDAT_SYNTAX)
+        size, last = parsed
+        if self._bdat_total + size > self.limits.message_size:
+            return self._close_with(CloseReason.PROTOCOL_ERROR, R.TOO_BIG)
+        self._chunk_left = size
+        self._chunk_last = last
+        refusal = self._bdat_refusal()
+        if refusal is not None:
+            self._discard_chunk(refusal, self._state)
+            return None
+        self._chunk_emit = True
+        if self._state is State.RCPT:
+            return DataStart(bdat=True)
+        self._state = State.CHUNK
+        return None
+
+    def _bdat_refusal(self) -> Reply | None:
+        if self.require_tls and not self._tls_active:
+            return R.TLS_REQUIRED
+        if not self.extended or Extension.CHUNKING not in self.extensions:
+            return R.BDAT_NOT_OFFERED
+        if Command.BDAT not in ALLOWED[self._state]:
+            return self._sequence_error(Command.BDAT)
+        return None
+
+    def _discard_chunk(self, reply: Reply | None, then: State) -> None:
+        self._chunk_emit = False
+        self._chunk_reply = reply
+        self._chunk_return = then
+        self._state = State.CHUNK
+
+    def _cmd_rset(self, arg: bytes) -> _Result:
+        if arg:
+            raise SmtpReplyError(R.NO_ARGUMENTS)
+        self._reset_transaction()
+        self._state = self._idle_state()
+        self._reply(R.OK)
+        return Reset()
+
+    def _cmd_noop(self, arg: bytes) -> _Result:
+        self._reply(R.OK)
+        return None
+
+    def _cmd_quit(self, arg: bytes) -> _Result:
+        if arg:
+            raise SmtpReplyError(R.NO_ARGUMENTS)
+        return Quit()
+
+    def _cmd_help(self, arg: bytes) -> _Result:
+        self._reply(R.HELP)
+        return None
+
+    def _cmd_vrfy(self, arg: bytes) -> _Result:
+        # RFC 5321 §3.5.3: 252 without revealing whether the user exists
+        if not arg.strip(b" "):
+            raise SmtpReplyError(R.VRFY_SYNTAX)
+        self._reply(R.VRFY_CANNOT)
+        return Vrfy(sanitise(arg.strip(b" ")).decode("ascii"))
+
+    def _cmd_expn(self, arg: bytes) -> _Result:
+        self._reply(R.EXPN_DISABLED)
+        return None
+
+    def _cmd_starttls(self, arg: bytes) -> _Result:
+        # RFC 3207 §4
+        if arg:
+            raise SmtpReplyError(R.NO_ARGUMENTS)
+        if self._tls_active:
+            raise SmtpReplyError(R.TLS_ALREADY)
+        if not self.tls_available:
+            raise SmtpReplyError(R.TLS_NOT_OFFERED)
+        if not self.extended:
+            raise SmtpReplyError(self._sequence_error(Command.STARTTLS))
+        return StartTls()
+
+    def _cmd_auth(self, arg: bytes) -> _Result:
+        # RFC 4954 §4: "AUTH" SP sasl-mech [SP initial-response]
+        if not self.extended:
+            raise SmtpReplyError(Reply(Code.BAD_SEQUENCE, Enhanced.BAD_SEQUENCE, "Error: send EHLO first"))
+        if self._authenticated:
+            raise SmtpReplyError(R.AUTH_ALREADY)
+        if not (self.auth_allowed and self.auth_mechanisms):
+            raise SmtpReplyError(R.AUTH_NOT_ENABLED if self._tls_active else R.AUTH_NEEDS_TLS)
+        mechanism, initial = parse_auth(arg, self.auth_mechanisms)
+        return AuthStart(mechanism, initial)
+
+    # ---- body and SASL readers ----------------------------------------------------------
+    def _read_data(self) -> _Result:
+        reader = self._reader
+        assert reader is not None
+        out = reader.feed(self._buf)
+        if out:
+            return DataChunk(out)
+        if reader.done:
+            return DataEnd(reader.error, reader.size)
+        if self._eof:
+            return self._close_with(CloseReason.EOF_IN_DATA)
+        return NEED_DATA
+
+    def _read_chunk(self) -> _Result:
+        if self._chunk_left:
+            take = min(self._chunk_left, len(self._buf))
+            self._chunk_left -= take
+            data = bytes(self._buf[:take])
+            del self._buf[:take]
+            if self._chunk_emit:
+                self._bdat_total += take
+                if data:
+                    return DataChunk(data)
+            if self._chunk_left:
+                return self._close_with(CloseReason.EOF_IN_DATA) if self._eof else NEED_DATA
+        if not self._chunk_emit:
+            self._state = self._chunk_return
+            if self._chunk_reply is not None:
+                self._reply(self._chunk_reply)
+                self._chunk_reply = None
+            return None
+        if self._chunk_last:
+            return DataEnd(None, self._bdat_total)
+        if self._buf and not self.pipelining:
+            return self._close_with(CloseReason.SYNC_ERROR, R.SYNC_ERROR)
+        self._state = State.BDAT
+        self._reply(Reply(Code.OK, Enhanced.OK, f"{self._bdat_total} octets received"))
+        return None
+
+    def _read_auth(self) -> _Result:
+        try:
+            line = self._next_line()
+        except _LineTooLong:
+            return self._auth_abort(R.AUTH_LINE_TOO_LONG)
+        except SmtpReplyError as err:
+            return self._auth_abort(err.reply)
+        if not isinstance(line, bytes):
+            return line
+        if line == b"*":
+            return self._auth_abort(R.AUTH_ABORTED)  # RFC 4954 §4
+        decoded = b64decode(line, initial=False)
+        if decoded is None:
+            return self._auth_abort(R.AUTH_BAD_BASE64)
+        return AuthData(decoded)
+
+    def _auth_abort(self, reply: Reply) -> _Result:
+        self._state = State.READY
+        self._reply(reply)
+        return AuthAbort()
+
+    # ---- after the session's reply ------------------------------------------------------
+    def _after_hello(self, event: Hello, reply: Reply) -> bool:
+        if reply.is_success:
+            self._helo = event
+            self._state = State.READY
+        return True
+
+    def _after_mail(self, event: MailFrom, reply: Reply) -> bool:
+        if reply.is_success:
+            self._mail = event
+            self._rcpts = 0
+            self._state = State.MAIL
+        return True
+
+    def _after_rcpt(self, event: RcptTo, reply: Reply) -> bool:
+        if reply.is_success:
+            self._rcpts += 1
+            self._state = State.RCPT
+        return True
+
+    def _after_data_start(self, event: DataStart, reply: Reply) -> bool:
+        if not event.bdat:
+            if reply.is_success:
+                normalize = self.bare_line_endings is BareLineEndings.NORMALIZE
+                self._reader = DotReader(normalize=normalize, max_size=self.limits.message_size)
+                self._state = State.DATA
+            return True
+        if reply.is_success:
+            self._state = State.CHUNK
+            return False  # BDAT needs no intermediate reply: the chunk's reply comes later
+        self._reset_transaction_keep_chunk()
+        self._discard_chunk(None, State.READY)
+        return True
+
+    def _reset_transaction_keep_chunk(self) -> None:
+        left, last = self._chunk_left, self._chunk_last
+        self._reset_transaction()
+        self._chunk_left, self._chunk_last = left, last
+
+    def _after_data_end(self, event: DataEnd, reply: Reply) -> bool:
+        self._reset_transaction()
+        self._state = State.READY
+        if reply.is_success:
+            self.error_count = 0
+        self._reply(reply)
+        if self._buf and not self.pipelining and self._close is None:
+            self._close_with(CloseReason.SYNC_ERROR, R.SYNC_ERROR)
+        return False
+
+    def _after_starttls(self, event: StartTls, reply: Reply) -> bool:
+        if reply.is_success:
+            self._state = State.TLS
+            self._buf.clear()
+            self._scan_from = 0
+        return True
+
+    def _after_auth(self, event: AuthStart | AuthData, reply: Reply) -> bool:
+        self._state = State.AUTH if reply.code == Code.AUTH_CONTINUE else State.READY
+        if reply.code == Code.AUTH_SUCCEEDED:
+            self._authenticated = True
+        return True
+
+    def _after_quit(self, event: Quit, reply: Reply) -> bool:
+        self._reply(reply)
+        self._close_with(CloseReason.QUIT)
+        return False
+
+
+_Handler = Callable[[SmtpServer, bytes], _Result]
+_HANDLERS: Mapping[Command, _Handler] = MappingProxyType(
+    {
+        Command.HELO: SmtpServer._cmd_helo,
+        Command.EHLO: SmtpServer._cmd_ehlo,
+        Command.MAIL: SmtpServer._cmd_mail,
+        Command.RCPT: SmtpServer._cmd_rcpt,
+        Command.DATA: SmtpServer._cmd_data,
+        Command.BDAT: SmtpServer._cmd_bdat,
+        Command.RSET: SmtpServer._cmd_rset,
+        Command.NOOP: SmtpServer._cmd_noop,
+        Command.QUIT: SmtpServer._cmd_quit,
+        Command.HELP: SmtpServer._cmd_help,
+        Command.VRFY: SmtpServer._cmd_vrfy,
+        Command.EXPN: SmtpServer._cmd_expn,
+        Command.STARTTLS: SmtpServer._cmd_starttls,
+        Command.AUTH: SmtpServer._cmd_auth,
+    }
+)
+_Reader = Callable[[SmtpServer], _Result]
+_READERS: Mapping[State, _Reader] = MappingProxyType(
+    {
+        State.NEED_HELO: SmtpServer._read_command,
+        State.READY: SmtpServer._read_command,
+        State.MAIL: SmtpServer._read_command,
+        State.RCPT: SmtpServer._read_command,
+        State.BDAT: SmtpServer._read_command,
+        State.DATA: SmtpServer._read_data,
+        State.CHUNK: SmtpServer._read_chunk,
+        State.AUTH: SmtpServer._read_auth,
+    }
+)
+_AFTER_REPLY: Mapping[type, Callable[[SmtpServer, Any, Reply], bool]] = MappingProxyType(
+    {
+        Hello: SmtpServer._after_hello,
+        MailFrom: SmtpServer._after_mail,
+        RcptTo: SmtpServer._after_rcpt,
+        DataStart: SmtpServer._after_data_start,
+        DataEnd: SmtpServer._after_data_end,
+        StartTls: SmtpServer._after_starttls,
+        AuthStart: SmtpServer._after_auth,
+        AuthData: SmtpServer._after_auth,
+        Quit: SmtpServer._after_quit,
+    }
+)
