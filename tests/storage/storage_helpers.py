@@ -67,3 +67,18 @@ def message(subject: str = "hello", body: bytes = b"Hi there.\r\n") -> bytes:
         b"Subject: " + subject.encode() + b"\r\nMessage-ID: <" + subject.encode() + b"@example.org>\r\n"
         b"Date: Wed, 01 May 2024 12:00:00 +0700\r\n\r\n" + body
     )
+
+
+def durable_message(token: str) -> bytes:
+    """A message whose whole content follows from its token (sizes vary to span pages)."""
+    n = int(token.rsplit("-", 1)[1])
+    body = (f"{token} ".encode() * (50 + (n * 37) % 900)) + b"\r\n"
+    return message(token, body)
+
+
+def token_of(data: bytes) -> str:
+    head = data.split(b"\r\n\r\n", 1)[0].decode("latin-1")
+    for line in head.split("\r\n"):
+        if line.startswith("Subject: "):
+            return line[len("Subject: ") :]
+    raise ValueError("no token")

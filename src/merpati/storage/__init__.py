@@ -59,7 +59,7 @@ async def open_store(url: str, **options: Any) -> MailStore:
 
     Options (keyword-only, all optional): ``parsed_type`` (the class whose ``from_json``
     rebuilds stored parses; default ``merpati.mime.ParsedMessage``); ``max_pending_changes``
-    (per-subscriber change-feed bound); SQLite ``readers``; PostgreSQL ``min_size``/``max_size``
+    (per-subscriber change-feed bound); SQLite ``readers`` and ``busy_timeout_ms``; PostgreSQL ``min_size``/``max_size``
     (pool bounds). Raises ``ValueError`` for an unknown URL, ``TemporaryStoreError`` when the
     database cannot be reached.
     """

@@ -42,6 +42,8 @@ _RETRIES = 5
 # full 53100), operator intervention / shutdown (57), system error (58).
 _TEMPORARY_CLASSES = ("08", "53", "57", "58")
 _RETRY_STATES = ("40001", "40P01")  # serialization failure, deadlock
+# Client-side failures of the connection (closed, reset, protocol state after a kill).
+_CLIENT_ERRORS = (OSError, asyncio.TimeoutError, asyncpg.InterfaceError, asyncpg.InternalClientError)
 
 
 def map_error(exc: BaseException) -> BaseException:
@@ -56,7 +58,9 @@ def map_error(exc: BaseException) -> BaseException:
         if state[:2] in _TEMPORARY_CLASSES or state in _RETRY_STATES:
             return TemporaryStoreError(f"postgresql: {exc}")
         return exc
-    if isinstance(exc, (OSError, asyncio.TimeoutError, asyncpg.InterfaceError, asyncpg.ClientConfigurationError)):
+    if isinstance(exc, asyncpg.ClientConfigurationError):
+        return StoreError(f"postgresql configuration: {exc}")
+    if isinstance(exc, _CLIENT_ERRORS):
         return TemporaryStoreError(f"postgresql: {exc!r}")
     return exc
 
@@ -138,7 +142,7 @@ class PgStore:
                     await asyncio.sleep(0.005 * (attempt + 1))
                     continue
                 raise map_error(exc) from exc
-            except (OSError, asyncio.TimeoutError, asyncpg.InterfaceError) as exc:
+            except _CLIENT_ERRORS as exc:
                 raise map_error(exc) from exc
         raise TemporaryStoreError("postgresql: too much contention, retry later")
 
@@ -147,7 +151,7 @@ class PgStore:
             async with self._pool.acquire() as conn:
                 async with conn.transaction(isolation="repeatable_read", readonly=True):
                     return await fn(conn, *args)
-        except (asyncpg.PostgresError, OSError, asyncio.TimeoutError, asyncpg.InterfaceError) as exc:
+        except (asyncpg.PostgresError, *_CLIENT_ERRORS) as exc:
             raise map_error(exc) from exc
 
     # -- domains ----------------------------------------------------------------------------

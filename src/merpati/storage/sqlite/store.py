@@ -27,7 +27,7 @@ from merpati.storage.models import (
 )
 from merpati.storage.notify.local import LocalChangeFeed
 from merpati.storage.sqlite import ops
-from merpati.storage.sqlite.workers import Readers, Writer
+from merpati.storage.sqlite.workers import BUSY_TIMEOUT_MS, Readers, Writer
 
 DEFAULT_READERS = 4
 
@@ -35,12 +35,14 @@ DEFAULT_READERS = 4
 class SqliteStore:
     """Create with ``await SqliteStore.open(path)`` (or ``merpati.storage.open_store``)."""
 
-    def __init__(self, path: str, *, readers: int, parsed_type: Any | None, feed: LocalChangeFeed) -> None:
+    def __init__(
+        self, path: str, *, readers: int, parsed_type: Any | None, feed: LocalChangeFeed, busy_timeout_ms: int
+    ) -> None:
         self.path = path
         self.changes = feed
         self._parsed_type = parsed_type
-        self._writer = Writer(path, feed.publish_nowait)
-        self._readers = Readers(path, readers)
+        self._writer = Writer(path, feed.publish_nowait, busy_timeout_ms=busy_timeout_ms)
+        self._readers = Readers(path, readers, busy_timeout_ms=busy_timeout_ms)
         self.schema_version = 0
 
     @classmethod
@@ -51,12 +53,15 @@ class SqliteStore:
         readers: int = DEFAULT_READERS,
         parsed_type: Any | None = None,
         max_pending_changes: int | None = None,
+        busy_timeout_ms: int = BUSY_TIMEOUT_MS,
     ) -> SqliteStore:
         folder = os.path.dirname(path)
         if folder:
             os.makedirs(folder, mode=0o700, exist_ok=True)
         feed = LocalChangeFeed() if max_pending_changes is None else LocalChangeFeed(max_pending=max_pending_changes)
-        store = cls(path, readers=max(1, readers), parsed_type=parsed_type, feed=feed)
+        store = cls(
+            path, readers=max(1, readers), parsed_type=parsed_type, feed=feed, busy_timeout_ms=busy_timeout_ms
+        )
         store.schema_version = await store._writer.start()
         store._readers.start()
         return store
@@ -65,6 +70,10 @@ class SqliteStore:
         await self._writer.stop()
         await self._readers.stop()
         await self.changes.close()
+
+    def stats(self) -> dict[str, int]:
+        """Group-commit statistics: commits done and jobs they carried."""
+        return {"commits": self._writer.batches, "jobs": self._writer.jobs}
 
     async def _write(self, fn: Any, *args: Any) -> Any:
         """Run ``fn(conn, *args)`` as one job on the writer thread (group commit)."""

@@ -60,9 +60,9 @@ def map_error(exc: BaseException) -> BaseException:
     return exc
 
 
-def connect(path: str, *, readonly: bool) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=True, timeout=BUSY_TIMEOUT_MS / 1000)
-    conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+def connect(path: str, *, readonly: bool, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=True, timeout=busy_timeout_ms / 1000)
+    conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
     if readonly:
         conn.execute("PRAGMA query_only=1")
     else:
@@ -162,8 +162,11 @@ def _hand_back(jobs: list[_Job], publish: Callable[[list[Change]], None] | None)
 class Writer:
     """The writer thread; see the module docstring."""
 
-    def __init__(self, path: str, publish: Callable[[list[Change]], None]) -> None:
+    def __init__(
+        self, path: str, publish: Callable[[list[Change]], None], *, busy_timeout_ms: int = BUSY_TIMEOUT_MS
+    ) -> None:
         self._path = path
+        self._busy_timeout_ms = busy_timeout_ms
         self._publish = publish
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._ready: concurrent.futures.Future[int] = concurrent.futures.Future()
@@ -196,7 +199,7 @@ class Writer:
     # -- thread side -------------------------------------------------------------------------
     def _run(self) -> None:
         try:
-            conn = connect(self._path, readonly=False)
+            conn = connect(self._path, readonly=False, busy_timeout_ms=self._busy_timeout_ms)
             version = migrate(conn)
         except BaseException as exc:
             self._ready.set_exception(map_error(exc))
@@ -261,8 +264,9 @@ class Writer:
 class Readers:
     """A few reader threads sharing one job queue; each owns a query-only connection."""
 
-    def __init__(self, path: str, count: int) -> None:
+    def __init__(self, path: str, count: int, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> None:
         self._path = path
+        self._busy_timeout_ms = busy_timeout_ms
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._threads = [
             threading.Thread(target=self._run, name=f"merpati-sqlite-reader-{i}", daemon=True)
@@ -299,7 +303,7 @@ class Readers:
                     break
                 try:
                     if conn is None:
-                        conn = connect(self._path, readonly=True)
+                        conn = connect(self._path, readonly=True, busy_timeout_ms=self._busy_timeout_ms)
                     conn.execute("BEGIN")
                     try:
                         job.result = job.fn(conn)
