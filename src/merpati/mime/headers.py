@@ -20,8 +20,9 @@ def split_fields(block: bytes, limits: MimeLimits) -> list[list[str]]:
     """Split a header block into ``[name, value]`` pairs.
 
     RFC 5322 §2.2.3: a line starting with WSP continues the previous field;
-    the value is unfolded by removing CR and LF only (the folding WSP stays),
-    and leading WSP after the colon is dropped.  Lines without a colon are not
+    the value is unfolded by removing CR and LF (the folding WSP stays, a
+    folding TAB becomes SP as in Dovecot), and leading WSP after the colon is
+    dropped.  Lines without a colon are not
     fields and are skipped (they remain in the raw bytes for BODY[HEADER]).
     Raises MimeLimitError for one field over ``limits.max_header_field``.
     """
@@ -35,7 +36,9 @@ def split_fields(block: bytes, limits: MimeLimits) -> list[list[str]]:
             line = line[:-1]
         if line[:1] in (b" ", b"\t"):
             if name is not None:
-                chunks.append(line)
+                # unfolding keeps the folding WSP; a TAB becomes SP (Dovecot
+                # MESSAGE_HEADER_PARSER_FLAG_CLEAN_ONELINE)
+                chunks.append(b" " + line[1:] if line[:1] == b"\t" else line)
                 size += len(line) + 2
                 if size > max_field:
                     raise MimeLimitError("header field too long")
@@ -87,15 +90,15 @@ def raw_field_lines(block: bytes) -> list[tuple[bytes, bytes]]:
 _CTYPE = re.compile(r'[ \t\r\n]*([^ \t\r\n/;()<>@,:\\"\[\]?=]+)[ \t\r\n]*(?:/[ \t\r\n]*([^ \t\r\n;()<>@,:\\"\[\]?=]*))?')
 _PARAM = re.compile(r';[ \t\r\n]*([^ \t\r\n=;"]+)[ \t\r\n]*=[ \t\r\n]*(?:"((?:[^"\\]|\\.)*)"?|([^;]*))', re.S)
 _QUOTED_PAIR = re.compile(r"\\(.)", re.S)
-_CONT = re.compile(r"^(.+?)\*(\d{1,3})(\*?)$")
+_CONT = re.compile(r"^(.+?)\*(?:(\d{1,3})(\*?))?$")
 
 
 def parse_content_type(value: str, limits: MimeLimits) -> tuple[str, str, list[list[str]]] | None:
     """``(type, subtype, params)`` with case preserved; None if unparseable."""
     m = _CTYPE.match(value)
-    if m is None:
-        return None
-    return m[1], m[2] or "", parse_params(value, m.end(), limits)
+    if m is None or not m[2]:
+        return None  # RFC 2045 §5.2: invalid → the default (Dovecot differs)
+    return m[1], m[2], parse_params(value, m.end(), limits)
 
 
 def parse_params(value: str, pos: int, limits: MimeLimits) -> list[list[str]]:
@@ -122,12 +125,17 @@ def parse_params(value: str, pos: int, limits: MimeLimits) -> list[list[str]]:
         ent = conts.get(base.lower())
         if ent is None:
             ent = conts[base.lower()] = [len(params), base, {}]
-            params.append([base, ""])
-        ent[2].setdefault(int(c[2]), (bool(c[3]), val))
-    for pos_, base, segs in conts.values():
+        if c[2] is None:  # name*=charset'lang'value: one extended segment
+            ent[2].setdefault(-1, (True, val))
+        else:
+            ent[2].setdefault(int(c[2]), (bool(c[3]), val))
+    # Dovecot's rfc2231_parse order: plain parameters first, then the RFC 2231
+    # ones sorted by name, continuations merged.
+    merged = []
+    for _, base, segs in sorted(conts.values(), key=lambda e: e[1].lower()):
         first_ext = segs[min(segs)][0]
-        params[pos_] = [base + "*" if first_ext else base, "".join(v for _, (_, v) in sorted(segs.items()))]
-    return params
+        merged.append([base + "*" if first_ext else base, "".join(v for _, (_, v) in sorted(segs.items()))])
+    return params + merged
 
 
 def parse_disposition(value: str, limits: MimeLimits) -> list | None:

@@ -59,6 +59,20 @@ def _empty_text(extended: bool) -> list:
     return v + [None] * 4 if extended else v
 
 
+def _plain_7bit(p: dict) -> bool:
+    """Dovecot writes a plain 7-bit text/plain message in the default form
+    (lower case, ``("charset" "us-ascii")``): message_part_data_is_plain_7bit."""
+    if p.get("k") or p["t"][0].lower() != "text" or p["t"][1].lower() != "plain":
+        return False
+    params = p.get("p")
+    if params and (len(params) > 1 or params[0][0].lower() != "charset"
+                   or params[0][1].lower() != "us-ascii"):
+        return False
+    if p.get("x", "7bit").lower() != "7bit":
+        return False
+    return not any(k in p for k in "idmslo")
+
+
 def bodystructure_value(parts: list[dict], extended: bool = True) -> list:
     """Built bottom-up over the pre-ordered part list: no recursion."""
     out: list = [None] * len(parts)
@@ -71,10 +85,16 @@ def bodystructure_value(parts: list[dict], extended: bool = True) -> list:
             node.append(sub.encode("latin-1"))
             if extended:
                 node.extend(_ext(p))
+        elif i == 0 and _plain_7bit(p):
+            node = [b"text", b"plain", list(_DEFAULT_TEXT_PARAMS), None, None, b"7bit", p["e"] - p["b"], p["n"]]
+            if extended:
+                node += [None] * 4
         else:
             params = _params(p.get("p"))
-            if params is None and ctype.lower() == "text":
-                params = list(_DEFAULT_TEXT_PARAMS)
+            if ctype.lower() == "text" and not any(k.lower() == "charset" for k, _ in p.get("p", ())):
+                params = (params or []) + _DEFAULT_TEXT_PARAMS
+            if kind == 2:
+                ctype, sub = "message", "rfc822" if sub.lower() == "rfc822" else sub
             node = [ctype.encode("latin-1"), sub.encode("latin-1"), params, _b(p.get("i")),
                     _b(p.get("d")), _b(p.get("x")) or b"7bit", p["e"] - p["b"]]
             if kind == 2:

@@ -45,7 +45,6 @@ from .limits import MimeLimitError, MimeLimits
 __all__ = ["scan", "build_envelope"]
 
 _HDR_END = re.compile(rb"\n\r?\n")
-_IDENTITY_CTE = ("", "7bit", "8bit", "binary")
 _CONTENT_FIELDS = {
     "content-type": "t", "content-transfer-encoding": "x", "content-id": "i",
     "content-description": "d", "content-md5": "m", "content-disposition": "s",
@@ -85,8 +84,8 @@ class _Finder:
                 return b, lvl
         return None
 
-    def find(self, pos: int) -> tuple[int, int, int, bool] | None:
-        """``(delimiter start, line end, frame level, is close)`` or None."""
+    def find(self, pos: int) -> tuple[int, int, int, bool, int] | None:
+        """``(delimiter start, line end, frame level, is close, "--" position)`` or None."""
         if not self.cands:
             return None
         data = self.data
@@ -120,7 +119,7 @@ class _Finder:
         end = at + len(b)
         close = data.startswith(b"--", end)
         nl = data.find(b"\n", end)
-        return ds, (len(data) if nl < 0 else nl + 1), lvl, close
+        return ds, (len(data) if nl < 0 else nl + 1), lvl, close, at - 2
 
 
 def _header_end(data: bytes, hs: int, limit: int) -> int:
@@ -134,16 +133,38 @@ def _header_end(data: bytes, hs: int, limit: int) -> int:
     return m.end() if m else limit
 
 
+def _empty_body(data: bytes, part: dict, nb: tuple | None) -> tuple | None:
+    """A boundary right after the header owns the CRLF before it (RFC 2046
+    §5.1.1), even when that CRLF ends the header's blank line: the header then
+    ends before it and the body is empty (as in Dovecot)."""
+    if nb is None or nb[4] != part["b"]:
+        return nb
+    bs = hs = part["b"]
+    if bs > part["h"] and data[bs - 1] == 10:
+        hs = bs - 2 if bs - 2 >= part["h"] and data[bs - 2] == 13 else bs - 1
+    part["b"] = part["e"] = hs
+    return (hs,) + tuple(nb[1:])
+
+
 def build_envelope(fields: list[list[str]], limits: MimeLimits) -> list:
-    """ENVELOPE from header fields; the last occurrence of a field wins (Dovecot)."""
+    """ENVELOPE from header fields, stored with raw strings."""
     env: list = [None] * 10
     for name, value in fields:
         slot = _ENV_FIELDS.get(name.lower())
-        if slot is not None:
-            env[slot] = value
+        if slot is None:
+            continue
+        if slot in _ADDR_SLOTS:
+            # every occurrence adds addresses (Dovecot); bounded per slot
+            have = env[slot] or []
+            room = limits.max_addresses - len(have)
+            if room > 0:
+                have.extend(parse_addresses(value, room))
+            env[slot] = have
+        else:
+            env[slot] = value  # the last occurrence wins (Dovecot)
     for slot in _ADDR_SLOTS:
-        if env[slot] is not None:
-            env[slot] = parse_addresses(env[slot], limits.max_addresses) or None
+        if not env[slot]:
+            env[slot] = None
     if env[3] is None:
         env[3] = env[2]
     if env[4] is None:
@@ -188,7 +209,7 @@ def scan(data: bytes, limits: MimeLimits) -> tuple[list[dict], list[list[str]]]:
     frames = finder.frames
     root_fields: list[list[str]] = []
 
-    def begin(hs: int, parent: int, depth: int, digest: bool) -> tuple[int, int, int, bool] | None:
+    def begin(hs: int, parent: int, depth: int, digest: bool) -> tuple[int, int, int, bool, int] | None:
         is_message = parent < 0
         while True:
             if depth > limits.max_depth:
@@ -196,13 +217,15 @@ def scan(data: bytes, limits: MimeLimits) -> tuple[list[dict], list[list[str]]]:
             if len(parts) >= limits.max_parts:
                 raise MimeLimitError("too many MIME parts")
             nb = finder.find(hs)
+            # Header search stops at the next boundary's "--" so that a blank line
+            # directly before a boundary still ends the header.
+            bs = _header_end(data, hs, nb[4] if nb is not None else n)
             limit = nb[0] if nb is not None else n
-            bs = _header_end(data, hs, limit)
             if bs - hs > limits.max_header_total:
                 raise MimeLimitError("header too large")
             fields = split_fields(data[hs:bs], limits)
             idx = len(parts)
-            part: dict = {"h": hs, "b": bs, "e": limit}
+            part: dict = {"h": hs, "b": bs, "e": max(limit, bs)}
             _part_info(part, fields, digest, limits)
             parts.append(part)
             chain.append(idx)
@@ -219,29 +242,27 @@ def scan(data: bytes, limits: MimeLimits) -> tuple[list[dict], list[list[str]]]:
                 if 0 < len(bnd) <= limits.max_boundary:
                     frames.append([idx, bnd.encode("latin-1"), len(chain) - 1, depth, sub == "digest", False])
                     finder.changed()
-                    return finder.find(bs)
-                return nb
+                    own = finder.find(bs)
+                    if own is not None and own[2] == len(frames) - 1:
+                        return own
+                    nb = own  # no part of its own: ends at an outer boundary
+                return _empty_body(data, part, nb)
             if ctype == "message" and sub in ("rfc822", "global"):
+                # Parsed as a message whatever its Content-Transfer-Encoding (RFC
+                # 2045 §6.4 forbids encoding it); Dovecot does the same.
                 part["k"] = 2
-                if part.get("x", "").lower() in _IDENTITY_CTE:
-                    parent, hs, depth, digest, is_message = idx, bs, depth + 1, False, True
-                    continue
-                # Encoded message/rfc822 (RFC 2045 §6.4 forbids it): like Dovecot,
-                # an empty embedded message, so BODYSTRUCTURE keeps its grammar.
-                if len(parts) >= limits.max_parts:
-                    raise MimeLimitError("too many MIME parts")
-                part["c"] = [len(parts)]
-                parts.append({"h": limit, "b": limit, "e": limit, "t": ["text", "plain"],
-                              "v": [None] * 10, "n": 0})
-            return nb
+                parent, hs, depth, digest, is_message = idx, bs, depth + 1, False, True
+                continue
+            return _empty_body(data, part, nb)
 
     nb = begin(0, -1, 0, False)
     while nb is not None:
-        ds, le, lvl, close = nb
+        ds, le, lvl, close, _ = nb
         frame = frames[lvl]
         keep = frame[2] + 1
         for idx in chain[keep:]:
-            parts[idx]["e"] = ds
+            p = parts[idx]
+            p["e"] = max(ds, p["b"])
         del chain[keep:]
         if len(frames) > lvl + 1:
             del frames[lvl + 1:]

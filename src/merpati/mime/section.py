@@ -65,9 +65,14 @@ def find_part(parts: list[dict], nums: list[int]) -> int | None:
 
 
 def _filter_fields(block: bytes, names: list[bytes], negate: bool) -> bytes:
+    """Matching fields as they are, then a blank line."""
     wanted = set(names)
     keep = [raw for name, raw in raw_field_lines(block) if (name in wanted) != negate]
-    return b"".join(keep) + b"\r\n"
+    # Dovecot: HEADER.FIELDS always ends with the blank line; .NOT keeps the
+    # header's own ending (none when the header had no blank line).
+    if not negate or block.endswith(b"\n\n") or block.endswith(b"\n\r\n") or block in (b"\n", b"\r\n"):
+        keep.append(b"\r\n")
+    return b"".join(keep)
 
 
 def extract_section(parts: list[dict], data: bytes, spec: str,
