@@ -75,7 +75,8 @@ class Harness:
                  **kw: Any) -> None:
         self.srv = srv if srv is not None else make_server(**kw)
         self.answers = dict(answers or {})
-        self.out = bytearray(self.srv.greeting())
+        self.banner = self.srv.greeting()
+        self.out = bytearray()
         self.events: list[Any] = []
 
     def answer(self, event: Any) -> Reply:
