@@ -345,36 +345,54 @@ async def mailbox_status(conn: Conn, mailbox_id: int) -> MailboxStatus:
 # -- messages ---------------------------------------------------------------------------------
 
 
+async def _delivery_target(conn: Conn, account_id: int, name: str) -> Mailbox | None:
+    """The named mailbox of the account, or its INBOX when there is no such mailbox."""
+    norm = common.lookup_mailbox_name(name) or INBOX
+    row = await conn.fetchrow(
+        f"SELECT {_MAILBOX_COLS} FROM mailboxes WHERE account_id = $1 AND name IN ($2, 'INBOX') "
+        "ORDER BY name = 'INBOX' LIMIT 1",
+        account_id, norm,
+    )
+    return _mailbox(row) if row else None
+
+
 async def deliver(conn: Conn, rows: list[common.PreparedDelivery]) -> Result:
-    # Resolve each target (missing mailbox → INBOX), then lock the mailboxes in id order.
+    # Resolve each target (missing mailbox → INBOX); several mailboxes are locked in id order
+    # first (one is locked by its UPDATE below), so concurrent batches cannot deadlock.
     targets: list[Mailbox] = []
+    resolved: dict[tuple[int, str], Mailbox] = {}
     for d in rows:
-        mb = await _mailbox_by_name(conn, d.account_id, d.mailbox) or await _mailbox_by_name(conn, d.account_id, INBOX)
+        mb = resolved.get((d.account_id, d.mailbox))
         if mb is None:
-            raise NotFound(f"no account {d.account_id}")
+            mb = await _delivery_target(conn, d.account_id, d.mailbox)
+            if mb is None:
+                raise NotFound(f"no account {d.account_id}")
+            resolved[(d.account_id, d.mailbox)] = mb
         targets.append(mb)
     ids = sorted({mb.id for mb in targets})
-    locked = await conn.fetch("SELECT id FROM mailboxes WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE", ids)
-    if len(locked) != len(ids):
-        raise Retry()  # a mailbox vanished meanwhile: resolve again
+    if len(ids) > 1:
+        locked = await conn.fetch("SELECT id FROM mailboxes WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE", ids)
+        if len(locked) != len(ids):
+            raise Retry()  # a mailbox vanished meanwhile: resolve again
     savedate_us, _ = common.now_parts()
     metas: list[MessageMeta] = []
     changes: list[Change] = []
     for d, mb in zip(rows, targets, strict=True):
-        uid, modseq = await conn.fetchrow(
+        row = await conn.fetchrow(
             "UPDATE mailboxes SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1 "
             "WHERE id = $1 RETURNING uidnext - 1, highestmodseq",
             mb.id,
         )
+        if row is None:
+            raise Retry()  # deleted since we resolved it
+        uid, modseq = row
         msg_id = await conn.fetchval(
-            "INSERT INTO messages (mailbox_id, uid, modseq, flags, seen, internaldate_us, internaldate_tz, "
-            "savedate_us, size, subject, message_id, from_addr, date_hdr, preview) "
-            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id",
+            "WITH m AS (INSERT INTO messages (mailbox_id, uid, modseq, flags, seen, internaldate_us, "
+            "internaldate_tz, savedate_us, size, subject, message_id, from_addr, date_hdr, preview) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id) "
+            "INSERT INTO message_blobs (message_id, data, parsed) SELECT id, $15, $16 FROM m RETURNING message_id",
             mb.id, uid, modseq, common.flags_sorted(d.flags), common.SEEN in d.flags,
-            d.internaldate_us, d.internaldate_tz, savedate_us, len(d.data), *d.search,
-        )
-        await conn.execute(
-            "INSERT INTO message_blobs (message_id, data, parsed) VALUES ($1, $2, $3)", msg_id, d.data, d.parsed
+            d.internaldate_us, d.internaldate_tz, savedate_us, len(d.data), *d.search, d.data, d.parsed,
         )
         metas.append(
             MessageMeta(

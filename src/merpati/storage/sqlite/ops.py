@@ -373,10 +373,14 @@ def deliver(conn: Conn, rows: list[common.PreparedDelivery]) -> Result:
     metas: list[MessageMeta] = []
     changes: list[Change] = []
     savedate_us, _ = common.now_parts()
+    resolved: dict[tuple[int, str], Mailbox] = {}
     for d in rows:
-        mb = _mailbox_by_name(conn, d.account_id, d.mailbox) or _mailbox_by_name(conn, d.account_id, INBOX)
+        mb = resolved.get((d.account_id, d.mailbox))
         if mb is None:
-            raise NotFound(f"no account {d.account_id}")
+            mb = _mailbox_by_name(conn, d.account_id, d.mailbox) or _mailbox_by_name(conn, d.account_id, INBOX)
+            if mb is None:
+                raise NotFound(f"no account {d.account_id}")
+            resolved[(d.account_id, d.mailbox)] = mb
         uid, modseq = conn.execute(
             "UPDATE mailboxes SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1 "
             "WHERE id = ? RETURNING uidnext - 1, highestmodseq",
