@@ -78,8 +78,9 @@ def resolve_paths(config: Config, base: Path) -> Config:
 
     data_dir = config.data_dir if config.data_dir.is_absolute() else base / config.data_dir
     url = config.storage.url
-    if url.startswith("sqlite:///") and not os.path.isabs(url[len("sqlite:///"):]):
-        url = "sqlite:///" + absolute(url[len("sqlite:///"):])
+    if url.startswith("sqlite:") and not url.startswith("sqlite:/"):
+        # "sqlite:relative/file.db": relative to the config file; "sqlite:///abs/file.db" is absolute.
+        url = "sqlite:///" + absolute(url[len("sqlite:"):]).lstrip("/")
     return dataclasses.replace(
         config,
         data_dir=data_dir,

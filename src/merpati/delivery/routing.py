@@ -13,7 +13,10 @@ still holds ``@``, ``%`` or ``!`` (``"u@third.example"@ours``, ``u%third.example
 
 from __future__ import annotations
 
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from merpati.delivery import results
 from merpati.delivery.envelope import LocalRecipient
@@ -21,6 +24,8 @@ from merpati.delivery.results import Verdict
 from merpati.storage.api import MailStore, StoreError
 
 MAX_ALIAS_DEPTH = 10
+CACHE_TTL = 5.0
+CACHE_MAX = 10_000
 MAX_ALIAS_TARGETS = 1000
 ROUTING_CHARS = frozenset("@%!")
 
@@ -51,19 +56,55 @@ def unquote_local(local: str) -> str:
     return local
 
 
+class PositiveCache:
+    """Remembers found domains, accounts and aliases for a few seconds; never a miss.
+
+    RCPT lookups are the hot path of the MX; caching only what exists means a user added a
+    moment ago is seen at once, while one removed a moment ago may be accepted for up to
+    ``ttl`` seconds and then fails at commit with a 451 (retried), never lost.
+    """
+
+    def __init__(self, *, ttl: float = CACHE_TTL, max_entries: int = CACHE_MAX) -> None:
+        self._ttl = ttl
+        self._max = max_entries
+        self._entries: dict[tuple[str, str], tuple[float, Any]] = {}
+
+    async def get(self, kind: str, key: str, lookup: Callable[[str], Awaitable[Any]]) -> Any:
+        now = time.monotonic()
+        hit = self._entries.get((kind, key))
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        value = await lookup(key)
+        if value:
+            if len(self._entries) >= self._max:
+                self._entries.clear()
+            self._entries[(kind, key)] = (now + self._ttl, value)
+        return value
+
+
 class Router:
-    def __init__(self, store: MailStore, *, delimiter: str = "+") -> None:
+    def __init__(self, store: MailStore, *, delimiter: str = "+", cache_ttl: float = CACHE_TTL) -> None:
         self._store = store
         self._delimiter = delimiter
+        self._cache = PositiveCache(ttl=cache_ttl)
+
+    async def _has_domain(self, domain: str) -> bool:
+        return bool(await self._cache.get("domain", domain.lower(), self._store.has_domain))
+
+    async def _alias(self, source: str) -> Any:
+        return await self._cache.get("alias", source.lower(), self._store.get_alias)
+
+    async def _account(self, address: str) -> Any:
+        return await self._cache.get("account", address.lower(), self._store.get_account)
 
     async def is_local_domain(self, domain: str) -> bool:
-        return await self._store.has_domain(domain.lower())
+        return await self._has_domain(domain)
 
     async def route(self, address: str) -> Route:
         """Resolve one RCPT address; lookup failures are temporary (451), never 550."""
         local, domain = split_address(address)
         try:
-            if not domain or not await self._store.has_domain(domain):
+            if not domain or not await self._has_domain(domain):
                 return Route(results.RELAY_DENIED)
             if ROUTING_CHARS & set(unquote_local(local)):
                 return Route(results.RELAY_DENIED)
@@ -88,16 +129,16 @@ class Router:
         local, domain = split_address(address)
         for candidate in self._candidates(local, domain):
             if candidate.startswith("@"):
-                alias = await self._store.get_alias(candidate)
+                alias = await self._alias(candidate)
                 if alias is not None:
                     await self._fan_out(alias.targets, rcpt, route, seen, depth)
                     return True
                 continue
-            alias = await self._store.get_alias(candidate)
+            alias = await self._alias(candidate)
             if alias is not None:
                 await self._fan_out(alias.targets, rcpt, route, seen, depth)
                 return True
-            account = await self._store.get_account(candidate)
+            account = await self._account(candidate)
             if account is not None:
                 if all(r.account_id != account.id for r in route.recipients):
                     route.recipients.append(LocalRecipient(account.id, account.address, rcpt))
@@ -116,7 +157,7 @@ class Router:
     async def _fan_out(self, targets: tuple[str, ...], rcpt: str, route: Route, seen: set[str], depth: int) -> None:
         for target in targets[:MAX_ALIAS_TARGETS]:
             local, domain = split_address(target)
-            if await self._store.has_domain(domain):
+            if await self._has_domain(domain):
                 await self._expand(f"{local}@{domain}", rcpt, route, seen, depth + 1)
             elif target.lower() not in (r.lower() for r in route.remote):
                 route.remote.append(target)

@@ -1,0 +1,152 @@
+"""The composition root: config → store → routing/pipeline → listeners, passed down by constructor.
+
+Nothing here is module-level state, so two servers can run in one process (the end-to-end
+tests do). ``run`` serves until ``stop`` is set (SIGTERM/SIGINT when run from the CLI), then
+shuts down gracefully: listeners stop accepting, transactions in flight finish, the store closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import ssl
+from collections.abc import Callable
+
+from merpati.config import Config, ConfigError
+from merpati.delivery.pipeline import InboundPipeline, PipelineSettings
+from merpati.delivery.routing import Router
+from merpati.net.channel import ByteChannel
+from merpati.net.listeners import Listener, split_hostport
+from merpati.net.smtp import SmtpConnection, SmtpTimeouts, client_info
+from merpati.net.tls import TlsUnavailable, server_context
+from merpati.services.smtp.inbound import InboundSession, SessionPolicy, parse_networks
+from merpati.storage import open_store
+from merpati.wire.smtp import BareLineEndings, Reply, SmtpLimits, SmtpServer
+
+log = logging.getLogger("merpati")
+
+IMPLEMENTED_LISTENERS = ("smtp",)
+ALL_LISTENERS = ("smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s")
+SHUTDOWN_GRACE = 30.0
+
+
+def check_config(config: Config) -> None:
+    """Refuse at start-up what cannot be served, rather than silently ignoring it."""
+    for name in ALL_LISTENERS:
+        addresses = getattr(config.listen, name)
+        if addresses and name not in IMPLEMENTED_LISTENERS:
+            raise ConfigError(f"listen.{name}: this listener is not implemented yet; set it to []")
+        for spec in addresses:
+            try:
+                split_hostport(spec)
+            except ValueError as exc:
+                raise ConfigError(f"listen.{name}: {exc}") from None
+    if config.smtp.bare_line_endings not in ("reject", "normalize"):
+        raise ConfigError('smtp.bare_line_endings: expected "reject" or "normalize"')
+    try:
+        parse_networks(config.smtp.trusted_networks)
+    except ValueError as exc:
+        raise ConfigError(f"smtp.trusted_networks: {exc}") from None
+
+
+def configure_logging() -> None:
+    root = logging.getLogger()
+    if not root.handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+class SmtpFactory:
+    """Builds one engine + session + connection driver per accepted MX connection."""
+
+    def __init__(self, config: Config, pipeline: InboundPipeline, tls: ssl.SSLContext | None) -> None:
+        self._config = config
+        self._pipeline = pipeline
+        self._tls = tls
+        self._limits = SmtpLimits(
+            message_size=config.limits.message_size,
+            max_recipients=config.limits.max_recipients,
+            max_line=config.limits.max_line,
+            soft_error_limit=config.smtp.soft_error_limit,
+            hard_error_limit=config.smtp.hard_error_limit,
+        )
+        self._policy = SessionPolicy(trusted_networks=parse_networks(config.smtp.trusted_networks))
+        self._timeouts = SmtpTimeouts.from_config(config.smtp)
+        self._bare = BareLineEndings(config.smtp.bare_line_endings)
+
+    def __call__(self, channel: ByteChannel) -> SmtpConnection:
+        engine = SmtpServer(
+            hostname=self._config.hostname,
+            limits=self._limits,
+            tls_available=self._tls is not None,
+            tls_active=False,
+            auth_mechanisms=(),
+            auth_allowed=False,
+            bare_line_endings=self._bare,
+            banner=self._config.smtp.banner,
+        )
+        session = InboundSession(
+            engine=engine, pipeline=self._pipeline, client=client_info(channel, tls=False), policy=self._policy
+        )
+        return SmtpConnection(
+            channel, engine=engine, session=session, timeouts=self._timeouts,
+            tls_context=self._tls, hostname=self._config.hostname,
+        )
+
+    async def refuse(self, channel: ByteChannel, text: str) -> None:
+        try:
+            await channel.write(Reply(421, "4.7.0", f"{self._config.hostname} {text}").to_bytes())
+        finally:
+            channel.close()
+
+
+async def run(
+    config: Config,
+    *,
+    stop: asyncio.Event | None = None,
+    ready: Callable[[], None] | None = None,
+) -> None:
+    configure_logging()
+    check_config(config)
+    try:
+        tls = server_context(config.tls)
+    except TlsUnavailable as exc:
+        raise ConfigError(str(exc)) from None
+    store = await open_store(config.storage_url)
+    listeners: list[Listener] = []
+    try:
+        router = Router(store, delimiter=config.smtp.recipient_delimiter)
+        pipeline = InboundPipeline(
+            store=store, router=router,
+            settings=PipelineSettings(hostname=config.hostname, max_received=config.smtp.max_received),
+        )
+        smtp = SmtpFactory(config, pipeline, tls)
+        if config.listen.smtp:
+            listeners.append(Listener(
+                "smtp", config.listen.smtp, smtp, refuse=smtp.refuse,
+                max_connections=config.smtp.max_connections, max_per_ip=config.smtp.max_connections_per_ip,
+            ))
+        for listener in listeners:
+            await listener.start()
+        stop = stop or _signal_event()
+        log.info("merpati %s serving", config.hostname)
+        if ready is not None:
+            ready()
+        await stop.wait()
+        log.info("shutting down")
+    finally:
+        for listener in listeners:
+            await listener.stop(grace=SHUTDOWN_GRACE)
+        await store.close()
+        log.info("stopped")
+
+
+def _signal_event() -> asyncio.Event:
+    event = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, event.set)
+        except (NotImplementedError, RuntimeError):  # not the main thread
+            pass
+    return event

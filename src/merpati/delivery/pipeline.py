@@ -1,0 +1,105 @@
+"""The inbound pipeline: RCPT-time routing, then at end of data: parse once, trace, file.
+
+Targets follow start → add recipient → body → commit: here the only target is the local
+mailbox store, committed in one atomic, durable ``MailStore.deliver`` call for every recipient
+of the transaction. Its return is what allows the session to answer ``250``.
+Content checks (issue: spam/malware) plug in as stages before the commit.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from merpati.delivery import results, trace
+from merpati.delivery.envelope import Envelope
+from merpati.delivery.results import Verdict
+from merpati.delivery.routing import Route, Router
+from merpati.mime import MimeLimitError, MimeLimits, parse_message
+from merpati.storage.api import MailStore, StoreError
+from merpati.storage.models import Delivery
+
+log = logging.getLogger("merpati.delivery")
+
+TOO_MANY_HOPS = results.reject("Too many hops (mail loop?)", code=554, enhanced="5.4.6")
+TOO_COMPLEX = results.reject("Message structure exceeds limits", code=554, enhanced="5.6.0")
+STORE_FAILED = results.tempfail("Error: queue file write error")
+DELIVERED_LOOP = results.reject("Mail forwarding loop detected", code=554, enhanced="5.4.6")
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineSettings:
+    hostname: str
+    max_received: int = 100
+    mime_limits: MimeLimits = MimeLimits()
+
+
+class InboundPipeline:
+    def __init__(self, *, store: MailStore, router: Router, settings: PipelineSettings) -> None:
+        self._store = store
+        self._router = router
+        self._settings = settings
+        self._ids = trace.QueueIds()
+
+    async def route_recipient(self, address: str) -> Route:
+        return await self._router.route(address)
+
+    async def deliver(self, envelope: Envelope, data: bytes) -> Verdict:
+        """File the message for every recipient of the envelope, durably, or say why not."""
+        when = envelope.received_at or trace.now()
+        queue_id = self._ids.next()
+        try:
+            deliveries = self._compose(envelope, data, queue_id=queue_id, when=when)
+        except MimeLimitError as exc:
+            log.info("rejected %s: %s", queue_id, exc)
+            return TOO_COMPLEX
+        except _Refused as refused:
+            return refused.verdict
+        if not deliveries:
+            return DELIVERED_LOOP
+        try:
+            await self._store.deliver(deliveries)
+        except StoreError as exc:
+            log.warning("delivery of %s failed: %s", queue_id, exc)
+            return STORE_FAILED
+        except Exception:
+            log.exception("delivery of %s failed", queue_id)
+            return STORE_FAILED
+        log.info(
+            "delivered id=%s from=<%s> to=%s size=%d",
+            queue_id, envelope.sender, ",".join(r.mailbox_address for r in envelope.recipients), len(data),
+        )
+        return results.accept(f"Ok: queued as {queue_id}", enhanced="2.0.0")
+
+    def _compose(self, envelope: Envelope, data: bytes, *, queue_id: str, when) -> list[Delivery]:
+        single = envelope.recipients[0].rcpt if len(envelope.recipients) == 1 else None
+        shared = trace.received(
+            client=envelope.client, hostname=self._settings.hostname, queue_id=queue_id,
+            recipient=single, smtputf8=envelope.smtputf8, when=when,
+        ) + data
+        head = trace.return_path(envelope.sender, smtputf8=envelope.smtputf8)
+        deliveries: list[Delivery] = []
+        for index, rcpt in enumerate(envelope.recipients):
+            blob = head + trace.delivered_to(rcpt.mailbox_address) + shared
+            parsed = parse_message(blob, limits=self._settings.mime_limits)
+            if index == 0 and parsed.received_count > self._settings.max_received:
+                raise _Refused(TOO_MANY_HOPS)
+            if _already_delivered(parsed.header_fields("Delivered-To"), rcpt.mailbox_address):
+                log.info("dropping looping copy %s for %s", queue_id, rcpt.mailbox_address)
+                continue
+            deliveries.append(
+                Delivery(account_id=rcpt.account_id, data=blob, parsed=parsed, internaldate=when)
+            )
+        return deliveries
+
+
+class _Refused(Exception):
+    def __init__(self, verdict: Verdict) -> None:
+        super().__init__(verdict.text)
+        self.verdict = verdict
+
+
+def _already_delivered(values: list[str], address: str) -> bool:
+    """The first Delivered-To is ours; another naming the same mailbox means a loop."""
+    target = address.strip().lower()
+    return sum(1 for v in values if v.strip().lower() == target) > 1
