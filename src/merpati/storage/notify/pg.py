@@ -10,6 +10,10 @@ Theory of operation
   notification (its own node's included) is decoded with ``change_from_json`` and dispatched
   to the node's ``LocalChangeFeed``, so a subscriber on node B sees node A's commits, and
   every node sees events in the database's commit order.
+* "From now on" is as of a notification's arrival on the LISTEN connection: a subscriber
+  that subscribes just after a commit returned may still receive that commit's events (they
+  were in flight). Consumers treat events as hints to compare with their view (UIDs,
+  MODSEQs), which makes such a duplicate harmless.
 * Payloads stay below PostgreSQL's 8000-byte limit: events carry at most
   ``common.MAX_UIDS_PER_EVENT`` UIDs (stores split larger ones).
 * If the LISTEN connection is lost, notifications sent meanwhile are lost too: every local
