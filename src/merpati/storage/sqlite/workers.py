@@ -159,6 +159,20 @@ def _hand_back(jobs: list[_Job], publish: Callable[[list[Change]], None] | None)
             pass
 
 
+def _fail_leftovers(q: queue.SimpleQueue[Any]) -> None:
+    """Jobs that raced in behind the stop marker: fail them rather than leave callers waiting."""
+    leftovers = []
+    while True:
+        try:
+            job = q.get_nowait()
+        except queue.Empty:
+            break
+        if job is not _STOP:
+            job.error = StoreError("store is closed")
+            leftovers.append(job)
+    _hand_back(leftovers, None)
+
+
 class Writer:
     """The writer thread; see the module docstring."""
 
@@ -195,6 +209,7 @@ class Writer:
         self._queue.put(_STOP)
         if self._thread.is_alive():
             await asyncio.to_thread(self._thread.join)
+        _fail_leftovers(self._queue)
 
     # -- thread side -------------------------------------------------------------------------
     def _run(self) -> None:
@@ -293,6 +308,7 @@ class Readers:
         for _ in self._threads:
             self._queue.put(_STOP)
         await asyncio.to_thread(lambda: [t.join() for t in self._threads if t.is_alive()])
+        _fail_leftovers(self._queue)
 
     def _run(self) -> None:
         conn: sqlite3.Connection | None = None
