@@ -148,7 +148,7 @@ async def test_one_failing_job_in_a_batch_fails_alone(tmp_path: Path) -> None:
 def test_sqlite_url_forms(tmp_path: Path) -> None:
     assert sqlite_path_from_url("sqlite:///var/lib/merpati/m.db") == "/var/lib/merpati/m.db"
     assert sqlite_path_from_url("sqlite:////var/lib/merpati/m.db") == "/var/lib/merpati/m.db"
-    for bad in ("sqlite://relative.db", "sqlite:///", "sqlite:"):
+    for bad in ("sqlite://relative.db", "sqlite:///", "sqlite:", "sqlite:relative/m.db", "sqlite:/x.db"):
         with pytest.raises(ValueError):
             sqlite_path_from_url(bad)
 

@@ -48,7 +48,8 @@ from merpati.storage.models import (
 
 def sqlite_path_from_url(url: str) -> str:
     """The absolute file path of a ``sqlite:///abs/path`` URL (extra leading slashes collapse)."""
-    rest = url[len("sqlite://") :]
+    rest = url[len("sqlite:") :] if url.startswith("sqlite:") else ""
+    rest = rest[2:] if rest.startswith("//") else ""
     if not rest.startswith("/") or rest.strip("/") == "":
         raise ValueError(f"storage URL must name an absolute path, like sqlite:///var/lib/merpati/merpati.db: {url!r}")
     return "/" + rest.lstrip("/")
