@@ -76,7 +76,7 @@ class Reply:
         for index, line in enumerate(lines):
             head = code + (b" " if index == last else b"-")
             body = prefix_text + sanitise(line)
-            if not body:
+            if not body and self.code != Code.AUTH_CONTINUE:  # RFC 4954: "334" SP [base64]
                 head = head.rstrip(b" ")
             out.append((head + body)[:limit] + b"\r\n")
         return b"".join(out)
@@ -150,6 +150,7 @@ SYNC_ERROR = Reply(
     Code.TRANSACTION_FAILED, Enhanced.PROTOCOL_OTHER, "Error: SMTP protocol synchronization"
 )
 TOO_MANY_ERRORS = Reply(Code.UNAVAILABLE, Enhanced.TEMP_SECURITY, "Error: too many errors")
+NEED_EHLO = Reply(Code.BAD_SEQUENCE, Enhanced.BAD_SEQUENCE, "Error: send EHLO first")
 NO_ARGUMENTS = Reply(Code.ARGUMENT_ERROR, Enhanced.BAD_ARGUMENTS, "Syntax error: no arguments allowed")
 TLS_ALREADY = Reply(Code.BAD_SEQUENCE, Enhanced.BAD_SEQUENCE, "Error: TLS already active")
 TLS_NOT_OFFERED = Reply(Code.NOT_IMPLEMENTED, Enhanced.BAD_SEQUENCE, "Error: STARTTLS not available")

@@ -496,13 +496,13 @@ class SmtpServer:
         if not self.tls_available:
             raise SmtpReplyError(R.TLS_NOT_OFFERED)
         if not self.extended:
-            raise SmtpReplyError(self._sequence_error(Command.STARTTLS))
+            raise SmtpReplyError(R.NEED_EHLO)
         return StartTls()
 
     def _cmd_auth(self, arg: bytes) -> _Result:
         # RFC 4954 §4: "AUTH" SP sasl-mech [SP initial-response]
         if not self.extended:
-            raise SmtpReplyError(Reply(Code.BAD_SEQUENCE, Enhanced.BAD_SEQUENCE, "Error: send EHLO first"))
+            raise SmtpReplyError(R.NEED_EHLO)
         if self._authenticated:
             raise SmtpReplyError(R.AUTH_ALREADY)
         if not (self.auth_allowed and self.auth_mechanisms):
