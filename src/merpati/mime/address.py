@@ -85,7 +85,7 @@ def _phrase(toks: list[tuple[int, str, bool]]) -> str | None:
         if ws and out:
             out.append(" ")
         out.append(text)
-    return "".join(out).strip() or None
+    return "".join(out).strip(" \t") or None
 
 
 def _address(toks: list[tuple[int, str, bool]]) -> list | None:
@@ -119,11 +119,47 @@ def _address(toks: list[tuple[int, str, bool]]) -> list | None:
     local = "".join(t[1] for t in local_toks) or MISSING_MAILBOX
     host = "".join(t[1] for t in host_toks) or MISSING_DOMAIN
     if name is None and comment:
-        name = comment.strip() or None
+        name = comment.strip(" \t") or None
     return [name, adl, local, host]
 
 
+_WSP_RUN = re.compile(r"[ \t]+")
+_ATEXT = r'[^<>()\s@",:;\\\[\]]+'
+_SIMPLE = re.compile(
+    r'[ \t]*(?:(?:"((?:[^"\\\r\n]|\\.)*)"|([^",<>()\[\]:;@\\]*?))[ \t]*<(' + _ATEXT + r')@(' + _ATEXT
+    + r')>|(' + _ATEXT + r')@(' + _ATEXT + r'))[ \t]*(?:,|$)'
+)
+
+
+def _simple(raw: str, max_addresses: int) -> list[list] | None:
+    """Fast path for the usual ``[name] <a@b>, c@d`` lists; None if anything
+    else (comments, groups, routes, folding, oddities) appears."""
+    out: list[list] = []
+    pos, n = 0, len(raw)
+    while pos < n and len(out) < max_addresses:
+        m = _SIMPLE.match(raw, pos)
+        if m is None or m.end() == pos:
+            return None
+        if m[3] is not None:
+            if m[1] is not None:
+                name = _QUOTED_PAIR.sub(r"\1", m[1]) if "\\" in m[1] else m[1]
+                name = name.strip(" \t") or None
+            else:
+                name = _WSP_RUN.sub(" ", m[2]).strip(" \t") or None
+            out.append([name, None, m[3], m[4]])
+        else:
+            out.append([None, None, m[5], m[6]])
+        pos = m.end()
+    return out
+
+
 def parse_addresses(raw: str, max_addresses: int = 10_240) -> list[list]:
+    fast = _simple(raw, max_addresses)
+    return fast if fast is not None else _slow(raw, max_addresses)
+
+
+def _slow(raw: str, max_addresses: int) -> list[list]:
+    """The token parser (RFC 5322 §3.4 with groups, routes, comments)."""
     out: list[list] = []
     item: list[tuple[int, str, bool]] = []
     in_angle = in_group = False

@@ -15,6 +15,8 @@ undecoded).  Matches Dovecot 2.3 where the RFCs leave room:
 
 from __future__ import annotations
 
+import re
+
 __all__ = ["envelope_value", "bodystructure_value", "render_imap"]
 
 _DEFAULT_TEXT_PARAMS = [b"charset", b"us-ascii"]
@@ -108,13 +110,13 @@ def bodystructure_value(parts: list[dict], extended: bool = True) -> list:
     return out[0]
 
 
-_QUOTE_SAFE = frozenset(range(0x20, 0x7F))
+_UNSAFE = re.compile(rb"[^\x20-\x7e]")
 _MAX_QUOTED = 1024
 
 
 def _string(s: bytes) -> bytes:
     special = s.count(b'"') + s.count(b"\\")
-    if len(s) <= _MAX_QUOTED and special <= 4 and all(c in _QUOTE_SAFE for c in s):
+    if len(s) <= _MAX_QUOTED and special <= 4 and _UNSAFE.search(s) is None:
         if special:
             s = s.replace(b"\\", b"\\\\").replace(b'"', b'\\"')
         return b'"' + s + b'"'

@@ -16,7 +16,6 @@ __all__ = ["make_preview"]
 _DROP_BLOCKS = re.compile(r"<(script|style|head|title)\b.*?(?:</\1\s*>|$)", re.I | re.S)
 _COMMENT = re.compile(r"<!--.*?(?:-->|$)", re.S)
 _TAG = re.compile(r"<[^>]*(?:>|$)")
-_WS = re.compile(r"\s+")
 
 
 def _pick(parts: list[dict]) -> dict | None:
@@ -50,5 +49,4 @@ def make_preview(parts: list[dict], data: bytes, limits: MimeLimits) -> str:
         text = _COMMENT.sub(" ", text)
         text = _DROP_BLOCKS.sub(" ", text)
         text = html.unescape(_TAG.sub(" ", text))
-    text = _WS.sub(" ", text).strip()
-    return text[: limits.preview_chars]
+    return " ".join(text.split())[: limits.preview_chars]
