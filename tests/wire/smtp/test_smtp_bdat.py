@@ -27,11 +27,12 @@ def in_txn(**kw):
     return h
 
 
-def test_two_chunks() -> None:
-    data = b"BDAT 5\r\nhelloBDAT 6 LAST\r\n world"
+def test_three_chunks() -> None:
+    data = b"BDAT 5\r\nhelloBDAT 3\r\n woBDAT 3 LAST\r\nrld"
     events, out = three_ways(in_txn, data)
     assert events == [DataStart(bdat=True), DataChunk(b"hello world"), DataEnd(None, 11)]
-    assert out == b"250 2.0.0 5 octets received\r\n250 2.0.0 Ok: queued as Q1\r\n"
+    assert out == (b"250 2.0.0 5 octets received\r\n250 2.0.0 3 octets received\r\n"
+                   b"250 2.0.0 Ok: queued as Q1\r\n")
 
 
 def test_bdat_zero_last_is_valid() -> None:

@@ -20,7 +20,7 @@ See ``server.py`` for the invariants and ``events.py`` for the event contract.
 """
 
 from merpati.core.address import Address, AddressError, parse_address
-from merpati.wire.smtp import reply as replies
+from merpati.wire.smtp import replies
 from merpati.wire.smtp.codes import Code, Enhanced
 from merpati.wire.smtp.events import (
     DECISION_EVENTS,
@@ -48,7 +48,8 @@ from merpati.wire.smtp.events import (
     Vrfy,
 )
 from merpati.wire.smtp.limits import DEFAULT_EXTENSIONS, BareLineEndings, Extension, SmtpLimits
-from merpati.wire.smtp.reply import Reply, SmtpReplyError, auth_challenge, ok_queued, sanitise
+from merpati.wire.smtp.replies import auth_challenge, ok_queued
+from merpati.wire.smtp.reply import Reply, SmtpReplyError, sanitise
 from merpati.wire.smtp.server import SmtpProtocolError, SmtpServer
 from merpati.wire.smtp.tables import Command, State
 

@@ -9,7 +9,7 @@ import binascii
 import re
 
 from merpati.core.address import Address, AddressError, AddressUtf8Error, parse_path
-from merpati.wire.smtp import reply as R
+from merpati.wire.smtp import replies as R
 from merpati.wire.smtp.events import MailFrom, RcptTo
 from merpati.wire.smtp.limits import Extension, SmtpLimits
 from merpati.wire.smtp.params import parse_mail_params, parse_rcpt_params

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from merpati.wire.smtp.events import DataError
 
-__all__ = ["DotReader"]
+__all__ = ["ChunkReader", "DotReader"]
 
 _DOT = 0x2E
 _CR = 0x0D
@@ -106,3 +106,30 @@ class DotReader:
     def _has_bare(buf: bytearray, end: int) -> bool:
         crlf = buf.count(b"\r\n", 0, end)
         return buf.count(b"\r", 0, end) != crlf or buf.count(b"\n", 0, end) != crlf
+
+
+class ChunkReader:
+    """The octets of one BDAT chunk (RFC 3030 §2): exactly ``size`` octets, no framing.
+
+    ``emit=False`` consumes and drops them (a refused BDAT must still be read past, or
+    its content would be taken for commands).
+    """
+
+    __slots__ = ("size", "left", "last", "emit")
+
+    def __init__(self, size: int, *, last: bool, emit: bool) -> None:
+        self.size = size
+        self.left = size
+        self.last = last
+        self.emit = emit
+
+    @property
+    def done(self) -> bool:
+        return self.left == 0
+
+    def feed(self, buf: bytearray) -> bytes:
+        take = min(self.left, len(buf))
+        self.left -= take
+        out = bytes(buf[:take]) if self.emit else b""
+        del buf[:take]
+        return out

@@ -170,7 +170,7 @@ class Reset:
 class Vrfy:
     """VRFY was answered with 252 2.5.0 by the engine. Informative (for logging)."""
 
-    argument: str  # printable ASCII only
+    arg: str  # printable ASCII only
 
 
 @dataclass(frozen=True, slots=True)

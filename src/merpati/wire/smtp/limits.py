@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from merpati.core.address import MAX_DOMAIN, MAX_LOCAL_PART, MAX_PATH
 
-__all__ = ["DEFAULT_EXTENSIONS", "BareLineEndings", "Extension", "SmtpLimits"]
+__all__ = ["DEFAULT_EXTENSIONS", "BareLineEndings", "Extension", "SmtpLimits", "ehlo_keywords"]
 
 
 class BareLineEndings(enum.Enum):
@@ -45,6 +45,21 @@ DEFAULT_EXTENSIONS = frozenset(
         Extension.DSN,
     }
 )
+
+
+def ehlo_keywords(
+    extensions: frozenset[Extension], *, message_size: int, starttls: bool, auth: tuple[str, ...]
+) -> list[str]:
+    """The EHLO reply lines after the greeting line, in a stable order (RFC 5321 §4.1.1.1)."""
+    words = []
+    for ext in Extension:
+        if ext in extensions:
+            words.append(f"SIZE {message_size}" if ext is Extension.SIZE else ext.value)
+    if starttls:
+        words.append("STARTTLS")  # RFC 3207 §4.2: never after TLS is active
+    if auth:
+        words.append("AUTH " + " ".join(auth))  # RFC 4954 §3
+    return words
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
 from typing import Any
 
-from merpati.wire.smtp import reply as R
+from merpati.wire.smtp import replies as R
 from merpati.wire.smtp.events import MailParams, RcptParams
 from merpati.wire.smtp.limits import Extension
 from merpati.wire.smtp.reply import SmtpReplyError

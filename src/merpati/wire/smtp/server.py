@@ -42,10 +42,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
-from merpati.wire.smtp import reply as R
+from merpati.wire.smtp import replies as R
 from merpati.wire.smtp.codes import Code, Enhanced
 from merpati.wire.smtp.commands import b64decode, parse_auth, parse_bdat, parse_mail, parse_rcpt
-from merpati.wire.smtp.data import DotReader
+from merpati.wire.smtp.data import ChunkReader, DotReader
 from merpati.wire.smtp.events import (
     DECISION_EVENTS,
     NEED_DATA,
@@ -68,12 +68,20 @@ from merpati.wire.smtp.events import (
     StartTls,
     Vrfy,
 )
-from merpati.wire.smtp.limits import DEFAULT_EXTENSIONS, BareLineEndings, Extension, SmtpLimits
+from merpati.wire.smtp.limits import (
+    DEFAULT_EXTENSIONS,
+    BareLineEndings,
+    Extension,
+    SmtpLimits,
+    ehlo_keywords,
+)
+from merpati.wire.smtp.lines import LineBuffer, LineTooLong
 from merpati.wire.smtp.reply import Reply, SmtpReplyError, sanitise
 from merpati.wire.smtp.tables import (
     ALLOWED,
     JUNK,
     LAST_IN_GROUP,
+    ON_SUCCESS,
     PRE_TLS,
     SEQUENCE_TEXT,
     TRANSACTION_STATES,
@@ -84,18 +92,11 @@ from merpati.wire.smtp.tables import (
 
 __all__ = ["SmtpProtocolError", "SmtpServer"]
 
-_CR = 0x0D
-
 _Result = Event | Sentinel | None  # None: something was answered, keep reading
 
 
 class SmtpProtocolError(RuntimeError):
     """The caller broke the engine's contract (e.g. send() with nothing pending)."""
-
-
-class _LineTooLong(SmtpReplyError):
-    def __init__(self) -> None:
-        super().__init__(R.LINE_TOO_LONG)
 
 
 class SmtpServer:
@@ -128,10 +129,9 @@ class SmtpServer:
         self._enhanced = Extension.ENHANCEDSTATUSCODES in self.extensions
         self._tls_active = tls_active
         self._authenticated = False
-        self._buf = bytearray()
+        self._in = LineBuffer()
+        self._buf = self._in.data  # the same bytearray: the body readers consume from it
         self._out = bytearray()
-        self._scan_from = 0  # LF search resumes here
-        self._discarding = False  # inside an over-long line
         self._eof = False
         self._greeted = False
         self._pregreet = False
@@ -242,9 +242,7 @@ class SmtpServer:
         """The TLS handshake after StartTls completed: forget everything from before."""
         if self._state is not State.TLS:
             raise SmtpProtocolError("tls_started() without an accepted STARTTLS")
-        self._buf.clear()
-        self._scan_from = 0
-        self._discarding = False
+        self._in.clear()
         self._tls_active = True
         self._authenticated = False
         self._helo = None
@@ -256,7 +254,13 @@ class SmtpServer:
         hello = self._last_hello
         if hello is None or not hello.extended:
             return Reply(Code.OK, None, self.hostname)
-        return Reply(Code.OK, None, [self.hostname, *self._ehlo_keywords()])
+        keywords = ehlo_keywords(
+            self.extensions,
+            message_size=self.limits.message_size,
+            starttls=self.tls_available and not self._tls_active,
+            auth=self.auth_mechanisms if self.auth_allowed else (),
+        )
+        return Reply(Code.OK, None, [self.hostname, *keywords])
 
     # ---- output helpers -----------------------------------------------------------------
     def _reply(self, reply: Reply) -> None:
@@ -273,7 +277,7 @@ class SmtpServer:
             self._out += reply.to_bytes(enhanced=self._enhanced)
         self._state = State.CLOSED
         self._pending = self._next = None
-        self._buf.clear()
+        self._in.clear()
         self._close = Close(reason)
         return self._close
 
@@ -289,11 +293,9 @@ class SmtpServer:
         self._rcpts = 0
         self._reader: DotReader | None = None
         self._bdat_total = 0
-        self._chunk_left = 0
-        self._chunk_last = False
-        self._chunk_emit = False
-        self._chunk_reply: Reply | None = None
-        self._chunk_return = State.READY
+        self._chunk: ChunkReader | None = None
+        self._chunk_reply: Reply | None = None  # refused BDAT: the reply after the octets
+        self._chunk_return = State.READY  # refused BDAT: the state after the octets
 
     def _idle_state(self) -> State:
         return State.READY if self._helo is not None else State.NEED_HELO
@@ -305,46 +307,16 @@ class SmtpServer:
     def _auth_offered(self) -> bool:
         return self.extended and self.auth_allowed and bool(self.auth_mechanisms)
 
-    def _ehlo_keywords(self) -> list[str]:
-        words = []
-        for ext in Extension:
-            if ext in self.extensions:
-                words.append(f"SIZE {self.limits.message_size}" if ext is Extension.SIZE else ext.value)
-        if self.tls_available and not self._tls_active:
-            words.append("STARTTLS")
-        if self.auth_allowed and self.auth_mechanisms:
-            words.append("AUTH " + " ".join(self.auth_mechanisms))
-        return words
-
     # ---- line reading -------------------------------------------------------------------
     def _next_line(self) -> bytes | Close | Sentinel:
-        """The next CRLF-terminated line without CRLF; raises SmtpReplyError on bad lines."""
-        buf = self._buf
+        """The next command (or SASL) line; raises SmtpReplyError for a bad line."""
         limit = self.limits.max_line
-        if self._state is State.AUTH or buf[:5].upper() == b"AUTH ":
+        if self._state is State.AUTH or self._in.starts_with_auth():
             limit = max(limit, self.limits.max_auth_line)
-        lf = buf.find(b"\n", min(self._scan_from, len(buf)))
-        if lf < 0:
-            if self._discarding or len(buf) > limit:
-                self._discarding = True
-                buf.clear()
-            self._scan_from = len(buf)
-            if self._eof:
-                return self._close_with(CloseReason.EOF)
-            return NEED_DATA
-        self._scan_from = 0
-        if self._discarding or lf + 1 > limit:
-            self._discarding = False
-            del buf[: lf + 1]
-            raise _LineTooLong()
-        if lf == 0 or buf[lf - 1] != _CR or buf.find(b"\r", 0, lf - 1) >= 0:
-            del buf[: lf + 1]
-            raise SmtpReplyError(R.BARE_LF_COMMAND)
-        line = bytes(buf[: lf - 1])
-        del buf[: lf + 1]
-        if b"\x00" in line:
-            raise SmtpReplyError(R.NUL_COMMAND)
-        return line
+        line = self._in.next_line(limit)
+        if line is not None:
+            return line
+        return self._close_with(CloseReason.EOF) if self._eof else NEED_DATA
 
     def _read_command(self) -> _Result:
         try:
@@ -428,13 +400,11 @@ class SmtpServer:
         size, last = parsed
         if self._bdat_total + size > self.limits.message_size:
             return self._close_with(CloseReason.PROTOCOL_ERROR, R.TOO_BIG)
-        self._chunk_left = size
-        self._chunk_last = last
         refusal = self._bdat_refusal()
         if refusal is not None:
-            self._discard_chunk(refusal, self._state)
+            self._discard_chunk(ChunkReader(size, last=last, emit=False), refusal, self._state)
             return None
-        self._chunk_emit = True
+        self._chunk = ChunkReader(size, last=last, emit=True)
         if self._state is State.RCPT:
             return DataStart(bdat=True)
         self._state = State.CHUNK
@@ -449,8 +419,8 @@ class SmtpServer:
             return self._sequence_error(Command.BDAT)
         return None
 
-    def _discard_chunk(self, reply: Reply | None, then: State) -> None:
-        self._chunk_emit = False
+    def _discard_chunk(self, chunk: ChunkReader, reply: Reply | None, then: State) -> None:
+        self._chunk = chunk
         self._chunk_reply = reply
         self._chunk_return = then
         self._state = State.CHUNK
@@ -524,35 +494,34 @@ class SmtpServer:
         return NEED_DATA
 
     def _read_chunk(self) -> _Result:
-        if self._chunk_left:
-            take = min(self._chunk_left, len(self._buf))
-            self._chunk_left -= take
-            data = bytes(self._buf[:take])
-            del self._buf[:take]
-            if self._chunk_emit:
-                self._bdat_total += take
-                if data:
-                    return DataChunk(data)
-            if self._chunk_left:
+        chunk = self._chunk
+        assert chunk is not None
+        if not chunk.done:
+            data = chunk.feed(self._buf)
+            if data:
+                self._bdat_total += len(data)
+                return DataChunk(data)
+            if not chunk.done:
                 return self._close_with(CloseReason.EOF_IN_DATA) if self._eof else NEED_DATA
-        if not self._chunk_emit:
+        if not chunk.emit:
+            self._chunk = None
             self._state = self._chunk_return
             if self._chunk_reply is not None:
                 self._reply(self._chunk_reply)
                 self._chunk_reply = None
             return None
-        if self._chunk_last:
+        if chunk.last:
             return DataEnd(None, self._bdat_total)
         if self._buf and not self.pipelining:
             return self._close_with(CloseReason.SYNC_ERROR, R.SYNC_ERROR)
         self._state = State.BDAT
-        self._reply(Reply(Code.OK, Enhanced.OK, f"{self._bdat_total} octets received"))
+        self._reply(Reply(Code.OK, Enhanced.OK, f"{chunk.size} octets received"))  # RFC 3030 §4.2
         return None
 
     def _read_auth(self) -> _Result:
         try:
             line = self._next_line()
-        except _LineTooLong:
+        except LineTooLong:
             return self._auth_abort(R.AUTH_LINE_TOO_LONG)
         except SmtpReplyError as err:
             return self._auth_abort(err.reply)
@@ -570,24 +539,19 @@ class SmtpServer:
         self._reply(reply)
         return AuthAbort()
 
-    # ---- after the session's reply ------------------------------------------------------
-    def _after_hello(self, event: Hello, reply: Reply) -> bool:
-        if reply.is_success:
+    # ---- after the session's reply (True: write the reply as is) ------------------------
+    def _after_envelope(self, event: Hello | MailFrom | RcptTo | StartTls, reply: Reply) -> bool:
+        if not reply.is_success:
+            return True  # a refusal leaves the state alone (RFC 5321 §4.1.4)
+        self._state = ON_SUCCESS[type(event)]
+        if isinstance(event, Hello):
             self._helo = event
-            self._state = State.READY
-        return True
-
-    def _after_mail(self, event: MailFrom, reply: Reply) -> bool:
-        if reply.is_success:
-            self._mail = event
-            self._rcpts = 0
-            self._state = State.MAIL
-        return True
-
-    def _after_rcpt(self, event: RcptTo, reply: Reply) -> bool:
-        if reply.is_success:
+        elif isinstance(event, MailFrom):
+            self._mail, self._rcpts = event, 0
+        elif isinstance(event, RcptTo):
             self._rcpts += 1
-            self._state = State.RCPT
+        else:
+            self._in.clear()  # StartTls: nothing sent before the handshake may count
         return True
 
     def _after_data_start(self, event: DataStart, reply: Reply) -> bool:
@@ -600,14 +564,11 @@ class SmtpServer:
         if reply.is_success:
             self._state = State.CHUNK
             return False  # BDAT needs no intermediate reply: the chunk's reply comes later
-        self._reset_transaction_keep_chunk()
-        self._discard_chunk(None, State.READY)
-        return True
-
-    def _reset_transaction_keep_chunk(self) -> None:
-        left, last = self._chunk_left, self._chunk_last
+        chunk = self._chunk
+        assert chunk is not None
         self._reset_transaction()
-        self._chunk_left, self._chunk_last = left, last
+        self._discard_chunk(ChunkReader(chunk.size, last=chunk.last, emit=False), None, State.READY)
+        return True
 
     def _after_data_end(self, event: DataEnd, reply: Reply) -> bool:
         self._reset_transaction()
@@ -618,13 +579,6 @@ class SmtpServer:
         if self._buf and not self.pipelining and self._close is None:
             self._close_with(CloseReason.SYNC_ERROR, R.SYNC_ERROR)
         return False
-
-    def _after_starttls(self, event: StartTls, reply: Reply) -> bool:
-        if reply.is_success:
-            self._state = State.TLS
-            self._buf.clear()
-            self._scan_from = 0
-        return True
 
     def _after_auth(self, event: AuthStart | AuthData, reply: Reply) -> bool:
         self._state = State.AUTH if reply.code == Code.AUTH_CONTINUE else State.READY
@@ -672,12 +626,12 @@ _READERS: Mapping[State, _Reader] = MappingProxyType(
 )
 _AFTER_REPLY: Mapping[type, Callable[[SmtpServer, Any, Reply], bool]] = MappingProxyType(
     {
-        Hello: SmtpServer._after_hello,
-        MailFrom: SmtpServer._after_mail,
-        RcptTo: SmtpServer._after_rcpt,
+        Hello: SmtpServer._after_envelope,
+        MailFrom: SmtpServer._after_envelope,
+        RcptTo: SmtpServer._after_envelope,
         DataStart: SmtpServer._after_data_start,
         DataEnd: SmtpServer._after_data_end,
-        StartTls: SmtpServer._after_starttls,
+        StartTls: SmtpServer._after_envelope,
         AuthStart: SmtpServer._after_auth,
         AuthData: SmtpServer._after_auth,
         Quit: SmtpServer._after_quit,

@@ -20,11 +20,14 @@ import enum
 from collections.abc import Mapping
 from types import MappingProxyType
 
+from merpati.wire.smtp.events import Hello, MailFrom, RcptTo, StartTls
+
 __all__ = [
     "ALLOWED",
     "COMMAND_STATES",
     "JUNK",
     "LAST_IN_GROUP",
+    "ON_SUCCESS",
     "PRE_TLS",
     "SEQUENCE_TEXT",
     "TRANSACTION_STATES",
@@ -141,4 +144,10 @@ SEQUENCE_TEXT: Mapping[tuple[Command, State | None], str] = MappingProxyType(
         (Command.AUTH, State.NEED_HELO): "Error: send EHLO first",
         (Command.AUTH, None): _IN_TRANSACTION,
     }
+)
+
+# decision event → state after a positive (2xx/3xx) reply; a negative one keeps the state.
+# DataStart, DataEnd, AuthStart/AuthData and Quit have their own transition code.
+ON_SUCCESS: Mapping[type, State] = MappingProxyType(
+    {Hello: State.READY, MailFrom: State.MAIL, RcptTo: State.RCPT, StartTls: State.TLS}
 )
