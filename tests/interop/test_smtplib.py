@@ -29,7 +29,7 @@ def unverified_context() -> ssl.SSLContext:
 
 
 def connect(merpati) -> smtplib.SMTP:
-    client = smtplib.SMTP(merpati.host, merpati.port, local_hostname="client.test", timeout=30)
+    client = smtplib.SMTP(merpati.host, merpati.port, local_hostname="client.test", timeout=15)
     return client
 
 
@@ -54,6 +54,20 @@ def test_plain_delivery_byte_exact(merpati):
     parts = assert_delivered(stored, msg, sender=SENDER, recipients=rcpt)
     assert "with ESMTP " in parts.received, parts.received
     assert merpati.hostname in parts.received
+
+
+def test_mbox_export_is_byte_exact_too(merpati):
+    rcpt = merpati.new_user("mbox")
+    body = b"From the start of a line\r\n>From already quoted\r\n>>From twice\r\nFrom\r\nend\r\n"
+    msgs = [make_message(sender=SENDER, to=rcpt, subject=f"mbox {i}", body=body) for i in range(3)]
+    with connect(merpati) as client:
+        for msg in msgs:
+            assert client.sendmail(SENDER, [rcpt], msg) == {}
+    maildir = merpati.export(rcpt)
+    mbox = merpati.export_mbox(rcpt)
+    assert mbox == maildir
+    for stored, msg in zip(mbox, msgs):
+        assert_delivered(stored, msg, sender=SENDER, recipients=rcpt)
 
 
 def test_starttls_delivery(merpati):
@@ -253,7 +267,7 @@ def test_pipelined_transaction(merpati):
 
 class RawSession:
     def __init__(self, merpati) -> None:
-        self.sock = socket.create_connection((merpati.host, merpati.port), timeout=30)
+        self.sock = socket.create_connection((merpati.host, merpati.port), timeout=15)
         self.buf = b""
         code, _ = self.reply()
         assert code == 220

@@ -172,6 +172,15 @@ class MerpatiServer:
         finally:
             shutil.rmtree(out, ignore_errors=True)
 
+    def export_mbox(self, address: str, mailbox: str = "INBOX") -> list[bytes]:
+        """The same through `export --format mbox` (mboxrd), split and unquoted here."""
+        out = self.root / f"export-{secrets.token_hex(4)}.mbox"
+        try:
+            self.cli("export", address, str(out), "--format", "mbox", "--mailbox", mailbox)
+            return split_mboxrd(out.read_bytes())
+        finally:
+            out.unlink(missing_ok=True)
+
     def message_count(self) -> int:
         """Messages in the whole store, read straight from SQLite (read-only)."""
         if not self.db_path.exists():
@@ -230,11 +239,14 @@ class MerpatiServer:
         code = None
         if proc is not None:
             if proc.poll() is None:
-                proc.send_signal(sig)
+                if sig == signal.SIGKILL:
+                    _killpg(proc)  # a crash takes the whole process group, helpers included
+                else:
+                    proc.send_signal(sig)
                 try:
                     code = proc.wait(timeout)
                 except subprocess.TimeoutExpired:
-                    proc.kill()
+                    _killpg(proc)
                     code = proc.wait(10)
                     self._note(f"did not stop within {timeout}s of signal {sig}; SIGKILLed")
             else:
@@ -261,6 +273,31 @@ class MerpatiServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _killpg(proc: subprocess.Popen) -> None:
+    """SIGKILL the group this harness started the server in (start_new_session: pgid == pid)."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def split_mboxrd(data: bytes) -> list[bytes]:
+    """mboxrd: each message is a ``From `` line, the message with ``>*From `` lines quoted by
+    one more ``>``, then one empty line (an LF) as separator."""
+    if not data:
+        return []
+    assert data.startswith(b"From "), data[:100]
+    starts = [0] + [m.start() + 1 for m in re.finditer(rb"\n(?=From )", data)]
+    messages = []
+    for a, b in zip(starts, starts[1:] + [len(data)]):
+        chunk = data[a:b]
+        body = chunk[chunk.index(b"\n") + 1 :]
+        assert body.endswith(b"\n"), chunk[-100:]
+        body = body[:-1]
+        messages.append(re.sub(rb"(?m)^>(>*From )", rb"\1", body))
+    return messages
 
 
 def _maildir_uid(path: Path) -> tuple[int, str]:
