@@ -151,6 +151,8 @@ class ByteChannel(asyncio.Protocol):
         """Upgrade to TLS as the server; everything received in plaintext so far is dropped."""
         assert self.transport is not None
         loop = asyncio.get_running_loop()
+        # start_tls moves the socket to the TLS protocol before its first await, so no plaintext
+        # reaches us after this clear; what arrives later is decrypted and must be kept.
         self._buffer.clear()
         new = await loop.start_tls(
             self.transport, self, context, server_side=True, ssl_handshake_timeout=timeout
@@ -158,7 +160,6 @@ class ByteChannel(asyncio.Protocol):
         if new is None:
             raise ChannelClosed("TLS handshake failed")
         self.transport = new
-        self._buffer.clear()
 
     def extra(self, name: str, default: Any = None) -> Any:
         return self.transport.get_extra_info(name, default) if self.transport else default

@@ -117,13 +117,13 @@ class SmtpConnection:
         deadline = loop.time() + self._timeouts.command
         while True:
             event = self._engine.next_event()
+            self._out += self._engine.data_to_send()  # its own replies come first, in order
             if event is NEED_DATA:
                 if not await self._feed(loop, deadline):
                     return
                 continue
             if event is PAUSED:  # we always answer decision events, so this is a bug
                 raise RuntimeError("SMTP engine paused without a pending reply")
-            self._out += self._engine.data_to_send()
             if isinstance(event, Close):
                 await self._flush_quietly()
                 return
@@ -170,6 +170,7 @@ class SmtpConnection:
         except (ssl.SSLError, OSError, asyncio.TimeoutError, ConnectionError) as exc:
             log.info("TLS handshake failed: %s", exc)
             raise ChannelClosed("TLS handshake failed") from None
+        log.debug('TLS established')
         self._engine.tls_started()
         self._session.tls_started()
 
