@@ -46,12 +46,12 @@ import unicodedata
 from dataclasses import dataclass
 
 __all__ = [
-    "Address",
-    "AddressError",
-    "AddressUtf8Error",
     "MAX_DOMAIN",
     "MAX_LOCAL_PART",
     "MAX_PATH",
+    "Address",
+    "AddressError",
+    "AddressUtf8Error",
     "parse_address",
     "parse_domain",
     "parse_path",

@@ -31,6 +31,8 @@ from merpati.wire.smtp import (
     SmtpLimits,
     SmtpServer,
     StartTls,
+)
+from merpati.wire.smtp import (
     replies as R,
 )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from smtp_helpers import DEFAULT_EXT_BINARY, ehlo_harness, helo_harness, three_ways
 
 from merpati.core.address import Address
 from merpati.wire.smtp import (
@@ -15,9 +16,10 @@ from merpati.wire.smtp import (
     Reset,
     SmtpLimits,
     State,
+)
+from merpati.wire.smtp import (
     replies as R,
 )
-from smtp_helpers import DEFAULT_EXT_BINARY, ehlo_harness, helo_harness, three_ways
 
 
 def in_txn(**kw):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from smtp_helpers import HOST, Harness, ehlo_harness, helo_harness, make_server, three_ways
 
 from merpati.core.address import Address
 from merpati.wire.smtp import (
@@ -21,9 +22,12 @@ from merpati.wire.smtp import (
     SmtpServer,
     State,
     Vrfy,
+)
+from merpati.wire.smtp import (
     replies as R,
 )
-from smtp_helpers import HOST, Harness, ehlo_harness, helo_harness, make_server, three_ways
+
+UTF8_REFUSED = b"553 5.6.7 Non-ASCII address requires the SMTPUTF8 parameter"
 
 
 def ehlo_mail(**kw) -> Harness:
@@ -265,8 +269,8 @@ def test_size_over_limit_refused_at_mail() -> None:
 @pytest.mark.parametrize(
     ("path", "reply"),
     [
-        (b"<f\xc3\xb6\xc3\xa4@\xc3\xb6\xc3\xa4.example>", b"553 5.6.7 Non-ASCII address requires the SMTPUTF8 parameter"),
-        (b"<a@\xc3>", b"553 5.6.7 Non-ASCII address requires the SMTPUTF8 parameter"),
+        (b"<f\xc3\xb6\xc3\xa4@\xc3\xb6\xc3\xa4.example>", UTF8_REFUSED),
+        (b"<a@\xc3>", UTF8_REFUSED),
     ],
 )
 def test_utf8_without_smtputf8(path: bytes, reply: bytes) -> None:
@@ -431,3 +435,11 @@ def test_require_tls_refuses_mail_before_starttls() -> None:
     h = ehlo_harness(require_tls=True, tls_available=True)  # SMTP-13
     h.feed(b"MAIL FROM:<a@b.example>\r\n")
     assert h.take()[1] == b"530 5.7.0 Must issue a STARTTLS command first\r\n"
+
+
+def test_session_421_closes() -> None:
+    h = ehlo_harness(answers={MailFrom: R.SERVICE_UNAVAILABLE})
+    h.feed(b"MAIL FROM:<a@b.example>\r\n")
+    events, out = h.take()
+    assert out == b"421 4.3.0 Service not available, closing channel\r\n"
+    assert events[-1] == Close("service-closing") and h.srv.closed

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from smtp_helpers import DEFAULT_EXT_BINARY, ehlo_harness, in_data_harness, three_ways
 
 from merpati.wire.smtp import (
     BareLineEndings,
@@ -17,10 +19,11 @@ from merpati.wire.smtp import (
     Reply,
     SmtpLimits,
     State,
+)
+from merpati.wire.smtp import (
     replies as R,
 )
 from merpati.wire.smtp.data import DotReader
-from smtp_helpers import DEFAULT_EXT_BINARY, Harness, ehlo_harness, in_data_harness, three_ways
 
 
 def reference_decode(stream: bytes) -> tuple[bytes, int] | None:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import re
 
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from smtp_helpers import HOST, default_answer
 
 from merpati.wire.smtp import (
     NEED_DATA,
@@ -33,9 +35,10 @@ from merpati.wire.smtp import (
     StartTls,
     State,
     Vrfy,
+)
+from merpati.wire.smtp import (
     replies as R,
 )
-from smtp_helpers import HOST, default_answer
 
 _REPLY_LINE = re.compile(rb"[2-5][0-9]{2}([ -][\x20-\x7e]*)?\Z")
 
@@ -167,7 +170,7 @@ _SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[Hea
 @given(STREAM, st.lists(st.integers(0, 400), max_size=8, unique=True), st.data())
 def test_random_command_streams(stream: bytes, cuts: list[int], answers: st.DataObject) -> None:
     cuts = sorted(c for c in cuts if c <= len(stream))
-    run([stream[a:b] for a, b in zip([0, *cuts], [*cuts, len(stream)])], answers)
+    run([stream[a:b] for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True)], answers)
 
 
 @_SETTINGS

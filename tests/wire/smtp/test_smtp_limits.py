@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from smtp_helpers import Harness, ehlo_harness, three_ways
 
 from merpati.wire.smtp import (
     Close,
@@ -12,10 +13,11 @@ from merpati.wire.smtp import (
     RcptTo,
     Reply,
     SmtpLimits,
-    replies as R,
     sanitise,
 )
-from smtp_helpers import Harness, ehlo_harness, three_ways
+from merpati.wire.smtp import (
+    replies as R,
+)
 
 
 @pytest.mark.parametrize("line", [b"NOOP\n", b"MAIL FROM:<a@b>\n", b"MAIL FROM:<a@b.example>\n"])
@@ -39,6 +41,7 @@ def test_bare_lf_line_then_good_line() -> None:
     events, out = h.take()
     assert [type(e) for e in events] == [MailFrom]
     assert events[0].sender.local_part == "c"
+    assert out.startswith(b"500 5.5.2 ")
 
 
 @pytest.mark.parametrize("line", [b"NO\x00OP\r\n", b"MAIL FROM:<a\x00@b.example>\r\n", b"\x00\r\n"])

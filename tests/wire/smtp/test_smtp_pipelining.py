@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from smtp_helpers import Harness, ehlo_harness, helo_harness, in_data_harness
 
 from merpati.core.address import Address
 from merpati.wire.smtp import Close, DataChunk, DataEnd, DataStart, MailFrom, MailParams, Quit, RcptTo
-from smtp_helpers import Harness, ehlo_harness, helo_harness, in_data_harness
 
 SYNC = b"554 5.5.0 Error: SMTP protocol synchronization\r\n"
 

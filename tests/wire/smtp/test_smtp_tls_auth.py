@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 
 import pytest
+from smtp_helpers import Harness, ehlo_harness, helo_harness, three_ways
 
 from merpati.wire.smtp import (
     PAUSED,
@@ -16,9 +17,10 @@ from merpati.wire.smtp import (
     Reply,
     StartTls,
     State,
+)
+from merpati.wire.smtp import (
     replies as R,
 )
-from smtp_helpers import Harness, ehlo_harness, helo_harness, three_ways
 
 
 def tls_harness(**kw):

@@ -36,7 +36,7 @@ _LF = 0x0A
 class DotReader:
     """Decode one DATA body incrementally. ``feed`` consumes from the front of a buffer."""
 
-    __slots__ = ("_bol", "_normalize", "_max_size", "size", "error", "done")
+    __slots__ = ("_bol", "_max_size", "_normalize", "done", "error", "size")
 
     def __init__(self, *, normalize: bool, max_size: int) -> None:
         self._bol = True  # the next unconsumed octet starts a line
@@ -115,7 +115,7 @@ class ChunkReader:
     its content would be taken for commands).
     """
 
-    __slots__ = ("size", "left", "last", "emit")
+    __slots__ = ("emit", "last", "left", "size")
 
     def __init__(self, size: int, *, last: bool, emit: bool) -> None:
         self.size = size

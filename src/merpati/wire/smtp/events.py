@@ -75,6 +75,7 @@ class CloseReason(enum.StrEnum):
     PREGREET = "pregreet"  # client talked before the greeting (554 5.5.0 queued)
     TOO_MANY_ERRORS = "too-many-errors"  # hard error limit (421 4.7.0 queued)
     PROTOCOL_ERROR = "protocol-error"  # unrecoverable framing (e.g. bad BDAT size; reply queued)
+    SERVICE_CLOSING = "service-closing"  # the session answered 421 (its reply was written)
 
 
 @dataclass(frozen=True, slots=True)

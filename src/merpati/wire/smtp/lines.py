@@ -25,7 +25,7 @@ class LineTooLong(SmtpReplyError):
 class LineBuffer:
     """Input bytes not yet consumed, plus the state of the line scanner."""
 
-    __slots__ = ("data", "_scan_from", "_discarding")
+    __slots__ = ("_discarding", "_scan_from", "data")
 
     def __init__(self) -> None:
         self.data = bytearray()

@@ -28,10 +28,7 @@ _ENHANCED = re.compile(r"[245]\.\d{1,3}\.\d{1,3}\Z")
 
 def sanitise(text: str | bytes) -> bytes:
     """Printable ASCII only: every other character or octet becomes ``?``."""
-    if isinstance(text, str):
-        data = text.encode("ascii", "replace")
-    else:
-        data = bytes(text)
+    data = text.encode("ascii", "replace") if isinstance(text, str) else bytes(text)
     return data.translate(_SANITISE_TABLE)
 
 
@@ -46,9 +43,10 @@ class Reply:
     def __post_init__(self) -> None:
         if not 200 <= self.code <= 599:
             raise ValueError(f"reply code out of range: {self.code}")
-        if self.enhanced is not None:
-            if not _ENHANCED.match(self.enhanced) or self.enhanced[0] != str(self.code)[0]:
-                raise ValueError(f"bad enhanced status code {self.enhanced!r} for {self.code}")
+        if self.enhanced is not None and (
+            not _ENHANCED.match(self.enhanced) or self.enhanced[0] != str(self.code)[0]
+        ):
+            raise ValueError(f"bad enhanced status code {self.enhanced!r} for {self.code}")
         if not isinstance(self.text, str):
             object.__setattr__(self, "text", tuple(self.text))
 

@@ -236,6 +236,8 @@ class SmtpServer:
         self._pending = None
         if _AFTER_REPLY[type(event)](self, event, reply):
             self._reply(reply)
+        if reply.code == Code.UNAVAILABLE:
+            self._close_with(CloseReason.SERVICE_CLOSING)  # RFC 5321 §3.8: 421 closes
         return self.data_to_send()
 
     def tls_started(self) -> None:
