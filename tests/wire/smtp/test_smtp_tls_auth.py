@@ -241,3 +241,18 @@ def test_auth_reply_with_235_sets_authenticated() -> None:
     h.feed(b"AUTH PLAIN AGEAYg==\r\n")
     assert h.srv.authenticated
     assert isinstance(R.AUTH_OK, Reply)
+
+
+def test_auth_then_disconnect() -> None:
+    h = auth_harness()
+    h.feed(b"AUTH LOGIN\r\n")
+    h.take()
+    event = h.eof()  # AUTH-03: "AUTH LOGIN then disconnect"
+    assert event == Close("eof") and h.srv.closed
+
+
+def test_tls_started_requires_accepted_starttls() -> None:
+    h = tls_harness(answers={StartTls: R.TLS_UNAVAILABLE})
+    h.feed(b"STARTTLS\r\n")
+    with pytest.raises(Exception, match="without an accepted STARTTLS"):
+        h.srv.tls_started()
