@@ -93,9 +93,13 @@ def run(cfg: Path, *argv: str) -> int:
 
 
 def tree(root: Path) -> dict[str, tuple[bytes, int]]:
-    """Every file under root → (content, mtime); the uidlist carries a UIDVALIDITY, so skip it."""
+    """Every file under root → (content, mtime); the uidlist carries a UIDVALIDITY, so skip it.
+
+    Only message files carry a meaningful mtime (the internal date); the keywords file's is
+    the time of the export.
+    """
     return {
-        str(p.relative_to(root)): (p.read_bytes(), int(p.stat().st_mtime))
+        str(p.relative_to(root)): (p.read_bytes(), int(p.stat().st_mtime) if p.parent.name == "cur" else 0)
         for p in sorted(root.rglob("*"))
         if p.is_file() and p.name != "dovecot-uidlist"
     }

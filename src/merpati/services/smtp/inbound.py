@@ -179,6 +179,5 @@ HANDLERS = {
     StartTls: InboundSession.on_starttls,
     AuthStart: InboundSession.on_auth,
     AuthData: InboundSession.on_auth,
-    AuthAbort: InboundSession.on_auth,
     Reset: InboundSession.on_reset,
 }
