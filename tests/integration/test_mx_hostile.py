@@ -318,8 +318,8 @@ def test_graceful_shutdown_finishes_the_transaction_in_flight(tmp_path):
 
 def test_auth_is_refused_on_the_mx_and_an_aborted_exchange_is_harmless(mx):
     c = ehlo(mx)
-    assert c.cmd("AUTH PLAIN AGZvbwBiYXI=")[0] == 503
-    assert c.cmd("AUTH LOGIN")[0] == 503
+    assert c.cmd("AUTH PLAIN AGZvbwBiYXI=")[0] in (503, 538)
+    assert c.cmd("AUTH LOGIN")[0] in (503, 538)
     assert c.cmd("*")[0] in (500, 501, 502)
     assert c.cmd("VRFY postmaster")[0] == 252
     assert c.cmd("NOOP")[0] == 250
