@@ -294,8 +294,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder (logs, stores)")
     args = ap.parse_args(argv)
 
-    # SIGTERM behaves like Ctrl-C, so the finally blocks stop what was started.
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    # SIGTERM behaves like Ctrl-C, so the finally blocks stop what was started. SIGINT is set
+    # explicitly: a shell starts background jobs with SIGINT ignored.
+    def interrupt(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGINT, interrupt)
     root = Path(tempfile.mkdtemp(prefix="merpati-bench-"))
     root.chmod(0o755)  # the Postfix daemons (other users) must reach the instance folder
     results: list[Result] = []
