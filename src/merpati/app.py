@@ -14,6 +14,7 @@ import ssl
 from collections.abc import Callable
 
 from merpati.config import Config, ConfigError
+from merpati.core.diskspace import DiskSpace
 from merpati.delivery.pipeline import InboundPipeline, PipelineSettings
 from merpati.delivery.routing import Router
 from merpati.net.channel import ByteChannel
@@ -70,7 +71,10 @@ class SmtpFactory:
             soft_error_limit=config.smtp.soft_error_limit,
             hard_error_limit=config.smtp.hard_error_limit,
         )
-        self._policy = SessionPolicy(trusted_networks=parse_networks(config.smtp.trusted_networks))
+        space = DiskSpace(config.data_dir, minimum=config.limits.message_size * 3 // 2)
+        self._policy = SessionPolicy(
+            trusted_networks=parse_networks(config.smtp.trusted_networks), space_ok=space.ok
+        )
         self._timeouts = SmtpTimeouts.from_config(config.smtp)
         self._bare = BareLineEndings(config.smtp.bare_line_endings)
 
@@ -112,6 +116,7 @@ async def run(
         tls = server_context(config.tls)
     except TlsUnavailable as exc:
         raise ConfigError(str(exc)) from None
+    config.data_dir.mkdir(parents=True, exist_ok=True)
     store = await open_store(config.storage_url)
     listeners: list[Listener] = []
     try:

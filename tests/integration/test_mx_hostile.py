@@ -323,3 +323,14 @@ def test_auth_is_refused_on_the_mx_and_an_aborted_exchange_is_harmless(mx):
     assert c.cmd("*")[0] in (500, 501, 502)
     assert c.cmd("VRFY postmaster")[0] == 252
     assert c.cmd("NOOP")[0] == 250
+
+
+def test_low_disk_space_is_452_at_mail(tmp_path):
+    # A message size limit larger than any disk: 1.5 × that is never free (STORE-05).
+    server = MxServer(tmp_path, limits=LimitsConfig(message_size=1 << 61)).start()
+    try:
+        c = ehlo(server)
+        code, text = c.cmd("MAIL FROM:<a@remote.test>")
+        assert code == 452 and "4.3.1" in text
+    finally:
+        server.stop()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from merpati.delivery import results
@@ -39,9 +40,14 @@ log = logging.getLogger("merpati.smtp")
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
+def _always() -> bool:
+    return True
+
+
 @dataclass(frozen=True, slots=True)
 class SessionPolicy:
     trusted_networks: tuple[Network, ...] = ()
+    space_ok: Callable[[], bool] = _always  # False → 452 4.3.1 at MAIL (SECURITY-CASES STORE-05)
 
 
 def parse_networks(specs: tuple[str, ...]) -> tuple[Network, ...]:
@@ -88,6 +94,8 @@ class InboundSession:
 
     async def on_mail(self, event: MailFrom) -> Reply:
         self._reset()
+        if not self.policy.space_ok():
+            return Reply(452, "4.3.1", "Insufficient system storage")
         self.envelope = Envelope(
             client=self.client,
             sender=str(event.sender) if event.sender is not None else "",
