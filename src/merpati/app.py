@@ -15,12 +15,14 @@ from collections.abc import Callable
 
 from merpati.config import Config, ConfigError
 from merpati.core.diskspace import DiskSpace
+from merpati.core.logging import configure as configure_log_lines
 from merpati.delivery.pipeline import InboundPipeline, PipelineSettings
 from merpati.delivery.routing import Router
 from merpati.net.channel import ByteChannel
 from merpati.net.listeners import Listener, split_hostport
 from merpati.net.smtp import SmtpConnection, SmtpTimeouts, client_info
 from merpati.net.tls import TlsUnavailable, server_context
+from merpati.net.workers import WorkerSupervisor, default_worker_count, die_with_parent
 from merpati.services.smtp.inbound import InboundSession, SessionPolicy, parse_networks
 from merpati.storage import open_store
 from merpati.wire.smtp import BareLineEndings, Reply, SmtpLimits, SmtpServer
@@ -43,6 +45,8 @@ def check_config(config: Config) -> None:
                 split_hostport(spec)
             except ValueError as exc:
                 raise ConfigError(f"listen.{name}: {exc}") from None
+    if config.smtp.workers < 0:
+        raise ConfigError("smtp.workers: expected 0 (one per core) or a positive number")
     if config.smtp.bare_line_endings not in ("reject", "normalize"):
         raise ConfigError('smtp.bare_line_endings: expected "reject" or "normalize"')
     try:
@@ -52,9 +56,7 @@ def check_config(config: Config) -> None:
 
 
 def configure_logging() -> None:
-    root = logging.getLogger()
-    if not root.handlers:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_log_lines()
 
 
 class SmtpFactory:
@@ -104,21 +106,34 @@ class SmtpFactory:
             channel.close()
 
 
+def smtp_worker_count(config: Config) -> int:
+    """How many processes serve the MX listeners; 1 when there is no file for workers to read."""
+    if not config.listen.smtp or config.source is None:
+        return 1
+    return config.smtp.workers or default_worker_count()
+
+
 async def run(
     config: Config,
     *,
     stop: asyncio.Event | None = None,
     ready: Callable[[], None] | None = None,
+    smtp_worker: int | None = None,
 ) -> None:
+    """Serve until ``stop`` is set. ``smtp_worker``: run as MX worker N of the main process."""
     configure_logging()
     check_config(config)
     try:
         tls = server_context(config.tls)
     except TlsUnavailable as exc:
         raise ConfigError(str(exc)) from None
+    if smtp_worker is not None:
+        die_with_parent()
+    workers = smtp_worker_count(config)
     config.data_dir.mkdir(parents=True, exist_ok=True)
     store = await open_store(config.storage_url)
     listeners: list[Listener] = []
+    supervisor: WorkerSupervisor | None = None
     try:
         router = Router(store, delimiter=config.smtp.recipient_delimiter)
         pipeline = InboundPipeline(
@@ -128,18 +143,25 @@ async def run(
         smtp = SmtpFactory(config, pipeline, tls)
         if config.listen.smtp:
             listeners.append(Listener(
-                "smtp", config.listen.smtp, smtp, refuse=smtp.refuse,
+                "smtp", config.listen.smtp, smtp, refuse=smtp.refuse, reuse_port=workers > 1,
                 max_connections=config.smtp.max_connections, max_per_ip=config.smtp.max_connections_per_ip,
             ))
         for listener in listeners:
             await listener.start()
+        if smtp_worker is None and workers > 1:
+            assert config.source is not None
+            supervisor = WorkerSupervisor(config.source, workers - 1, grace=SHUTDOWN_GRACE)
+            await supervisor.start()
         stop = stop or _signal_event()
-        log.info("merpati %s serving", config.hostname)
+        role = f"smtp worker {smtp_worker}" if smtp_worker is not None else f"{workers} smtp process(es)"
+        log.info("merpati %s serving (%s)", config.hostname, role)
         if ready is not None:
             ready()
         await stop.wait()
         log.info("shutting down")
     finally:
+        if supervisor is not None:
+            await supervisor.stop()
         for listener in listeners:
             await listener.stop(grace=SHUTDOWN_GRACE)
         await store.close()

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
+from email.utils import format_datetime
 
 import pytest
 
@@ -44,3 +45,15 @@ def test_return_path_and_delivered_to_are_single_lines():
     assert trace.return_path("a\r\nb@x", smtputf8=False) == b"Return-Path: <a??b@x>\r\n"
     assert trace.return_path("", smtputf8=False) == b"Return-Path: <>\r\n"
     assert trace.delivered_to("bob@x.test") == b"Delivered-To: bob@x.test\r\n"
+
+
+@pytest.mark.parametrize(
+    "when",
+    [
+        datetime(2026, 11, 28, 2, 10, 12, tzinfo=timezone.utc),
+        datetime(2024, 2, 29, 23, 59, 59, tzinfo=timezone(timedelta(hours=-3, minutes=-30))),
+        datetime(2025, 1, 1, 0, 0, 0, tzinfo=timezone(timedelta(hours=5, minutes=45))),
+    ],
+)
+def test_rfc5322_date_matches_the_stdlib(when):
+    assert trace.rfc5322_date(when) == format_datetime(when)

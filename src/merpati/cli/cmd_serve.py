@@ -11,6 +11,7 @@ from merpati.cli.common import load
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("serve", parents=[common], help="run the mail server")
+    p.add_argument("--smtp-worker", type=int, default=None, help=argparse.SUPPRESS)  # started by serve itself
     p.set_defaults(handler=run)
 
 
@@ -29,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         with asyncio.Runner(loop_factory=loop_factory()) as runner:
-            runner.run(app.run(config))
+            runner.run(app.run(config, smtp_worker=args.smtp_worker))
     except KeyboardInterrupt:
         pass  # Ctrl-C: the runner has cancelled app.run, which shuts down gracefully
     return 0

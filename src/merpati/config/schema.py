@@ -67,6 +67,8 @@ class SmtpConfig:
     session_lifetime: float = 3600.0
     min_data_rate: int = 500  # bytes/s once a DATA transfer has run longer than data_block_timeout
     banner: str = "ESMTP Merpati"
+    # Processes serving the MX listeners (SO_REUSEPORT); 0: one per CPU core (at most 8).
+    workers: int = 0
 
 
 @dataclass(frozen=True)

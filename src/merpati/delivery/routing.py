@@ -25,6 +25,7 @@ from merpati.storage.api import MailStore, StoreError
 
 MAX_ALIAS_DEPTH = 10
 CACHE_TTL = 5.0
+NEGATIVE_TTL = 1.0
 CACHE_MAX = 10_000
 MAX_ALIAS_TARGETS = 1000
 ROUTING_CHARS = frozenset("@%!")
@@ -56,16 +57,19 @@ def unquote_local(local: str) -> str:
     return local
 
 
-class PositiveCache:
-    """Remembers found domains, accounts and aliases for a few seconds; never a miss.
+class DirectoryCache:
+    """Remembers directory answers briefly: found ones for ``ttl``, misses for ``negative_ttl``.
 
-    RCPT lookups are the hot path of the MX; caching only what exists means a user added a
-    moment ago is seen at once, while one removed a moment ago may be accepted for up to
-    ``ttl`` seconds and then fails at commit with a 451 (retried), never lost.
+    RCPT lookups are the hot path of the MX (a thread hop each on SQLite). A user or alias
+    added a moment ago is seen within ``negative_ttl`` (a second, as Postfix's proxymap
+    caches do); one removed a moment ago may be accepted for up to ``ttl`` seconds and then
+    fails at commit with a 451 (retried by the sender), never lost.
     """
 
-    def __init__(self, *, ttl: float = CACHE_TTL, max_entries: int = CACHE_MAX) -> None:
+    def __init__(self, *, ttl: float = CACHE_TTL, negative_ttl: float = NEGATIVE_TTL,
+                 max_entries: int = CACHE_MAX) -> None:
         self._ttl = ttl
+        self._negative_ttl = negative_ttl
         self._max = max_entries
         self._entries: dict[tuple[str, str], tuple[float, Any]] = {}
 
@@ -75,18 +79,20 @@ class PositiveCache:
         if hit is not None and hit[0] > now:
             return hit[1]
         value = await lookup(key)
-        if value:
-            if len(self._entries) >= self._max:
-                self._entries.clear()
-            self._entries[(kind, key)] = (now + self._ttl, value)
+        if len(self._entries) >= self._max:
+            self._entries.clear()
+        self._entries[(kind, key)] = (now + (self._ttl if value else self._negative_ttl), value)
         return value
 
 
 class Router:
-    def __init__(self, store: MailStore, *, delimiter: str = "+", cache_ttl: float = CACHE_TTL) -> None:
+    def __init__(
+        self, store: MailStore, *, delimiter: str = "+", cache_ttl: float = CACHE_TTL,
+        negative_ttl: float = NEGATIVE_TTL,
+    ) -> None:
         self._store = store
         self._delimiter = delimiter
-        self._cache = PositiveCache(ttl=cache_ttl)
+        self._cache = DirectoryCache(ttl=cache_ttl, negative_ttl=negative_ttl)
 
     async def _has_domain(self, domain: str) -> bool:
         return bool(await self._cache.get("domain", domain.lower(), self._store.has_domain))

@@ -12,10 +12,11 @@ import itertools
 import os
 import time
 from datetime import datetime, timezone
-from email.utils import format_datetime
 
 from merpati.delivery.envelope import ClientInfo
 
+DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 NEUTER = str.maketrans({c: "?" for c in ' <>()\\";@'})
 MAX_FIELD = 200
 
@@ -82,10 +83,10 @@ def received(
         f"\tby {neuter(hostname)} (Merpati) with {protocol_name(client, smtputf8=smtputf8)} id {queue_id}",
     ]
     if recipient is not None:
-        lines.append(f"\tfor <{safe_address(recipient, allow_utf8=smtputf8)}>; {format_datetime(when)}")
+        lines.append(f"\tfor <{safe_address(recipient, allow_utf8=smtputf8)}>; {rfc5322_date(when)}")
     else:
         lines[-1] += ";"
-        lines.append(f"\t{format_datetime(when)}")
+        lines.append(f"\t{rfc5322_date(when)}")
     return ("\r\n".join(lines) + "\r\n").encode("utf-8")
 
 
@@ -95,6 +96,18 @@ def return_path(sender: str, *, smtputf8: bool) -> bytes:
 
 def delivered_to(address: str) -> bytes:
     return f"Delivered-To: {safe_address(address, allow_utf8=True)}\r\n".encode("utf-8")
+
+
+def rfc5322_date(when: datetime) -> str:
+    """RFC 5322 §3.3 date-time, independent of the locale (strftime's %a/%b are not)."""
+    offset = when.utcoffset()
+    minutes = int(offset.total_seconds()) // 60 if offset is not None else 0
+    sign = "+" if minutes >= 0 else "-"
+    minutes = abs(minutes)
+    return (
+        f"{DAYS[when.weekday()]}, {when.day:02d} {MONTHS[when.month - 1]} {when.year:04d} "
+        f"{when.hour:02d}:{when.minute:02d}:{when.second:02d} {sign}{minutes // 60:02d}{minutes % 60:02d}"
+    )
 
 
 def now() -> datetime:

@@ -45,6 +45,7 @@ class Listener:
         max_connections: int,
         max_per_ip: int,
         ssl_context=None,
+        reuse_port: bool = False,
     ) -> None:
         self.name = name
         self._addresses = addresses
@@ -53,6 +54,7 @@ class Listener:
         self._max = max_connections
         self._max_per_ip = max_per_ip
         self._ssl = ssl_context
+        self._reuse_port = reuse_port
         self._servers: list[asyncio.base_events.Server] = []
         self._tasks: dict[asyncio.Task[None], Connection | None] = {}
         self._per_ip: dict[str, int] = {}
@@ -63,7 +65,7 @@ class Listener:
             host, port = split_hostport(spec)
             server = await loop.create_server(
                 lambda: ByteChannel(on_connect=self._accepted), host, port,
-                reuse_address=True, ssl=self._ssl, backlog=1024,
+                reuse_address=True, reuse_port=self._reuse_port or None, ssl=self._ssl, backlog=1024,
             )
             self._servers.append(server)
             log.info("%s listening on %s", self.name, spec)

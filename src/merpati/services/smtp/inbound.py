@@ -89,7 +89,8 @@ class InboundSession:
 
     async def on_hello(self, event: Hello) -> Reply:
         self._reset()
-        self.client = _replace_client(self.client, helo=event.name, esmtp=event.extended)
+        c = self.client
+        self.client = ClientInfo(c.ip, c.port, event.name, event.extended, c.tls, c.authenticated_as, c.reverse_name)
         return self.engine.hello_reply()
 
     async def on_mail(self, event: MailFrom) -> Reply:
@@ -156,7 +157,8 @@ class InboundSession:
 
     def tls_started(self) -> None:
         self._reset()
-        self.client = _replace_client(self.client, helo="", esmtp=False, tls=True)
+        c = self.client
+        self.client = ClientInfo(c.ip, c.port, "", False, True, c.authenticated_as, c.reverse_name)
 
     def _reset(self) -> None:
         self.envelope = None
@@ -169,12 +171,6 @@ def _add_recipients(envelope: Envelope, found: list[LocalRecipient]) -> None:
         if rcpt.account_id not in known:  # one copy per mailbox, as Postfix's duplicate filter
             envelope.recipients.append(rcpt)
             known.add(rcpt.account_id)
-
-
-def _replace_client(client: ClientInfo, **changes: object) -> ClientInfo:
-    from dataclasses import replace
-
-    return replace(client, **changes)  # type: ignore[arg-type]
 
 
 HANDLERS = {
