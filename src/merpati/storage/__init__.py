@@ -41,6 +41,7 @@ from merpati.storage.models import (
     FlagMode,
     Mailbox,
     MailboxStatus,
+    MessageEnvelope,
     MessageMeta,
     SpecialUse,
 )
@@ -94,6 +95,7 @@ __all__ = [
     "MailboxChanged",
     "MailboxStatus",
     "MessageAdded",
+    "MessageEnvelope",
     "MessageMeta",
     "NotFound",
     "SpecialUse",

@@ -28,6 +28,7 @@ from merpati.storage.models import (
     FlagMode,
     Mailbox,
     MailboxStatus,
+    MessageEnvelope,
     MessageMeta,
     SpecialUse,
 )
@@ -130,6 +131,14 @@ class MailStore(Protocol):
 
     async def read_message(self, mailbox_id: int, uid: int) -> bytes: ...  # NotFound
     async def get_parsed(self, mailbox_id: int, uid: int) -> ParsedMessage: ...  # NotFound
+
+    async def get_envelope(self, mailbox_id: int, uid: int) -> MessageEnvelope | None:
+        """The SMTP envelope stored with the message by ``deliver`` (``Delivery.envelope``),
+        exactly as given: sender, recipient and the RFC 3461 DSN parameters (ORCPT, NOTIFY,
+        RET, ENVID) for the queue to honour later. None when the message has none (delivered
+        without one, imported, appended, or stored before schema version 2). NotFound when
+        there is no such message."""
+        ...
 
     async def store_flags(
         self, mailbox_id: int, uids: Sequence[int], flags: frozenset[str], *, mode: FlagMode

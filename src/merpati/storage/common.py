@@ -23,7 +23,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from merpati.storage.api import InvalidInput
-from merpati.storage.models import INBOX, FlagMode
+from merpati.storage.models import INBOX, FlagMode, MessageEnvelope
 
 _SYSTEM_FLAGS = {f.lower(): f for f in ("\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft")}
 _DROPPED_FLAGS = frozenset({"\\recent"})
@@ -284,6 +284,23 @@ class PreparedDelivery:
     flags: frozenset[str]
     internaldate_us: int
     internaldate_tz: int
+    envelope: str | None = None  # MessageEnvelope.to_json(), or None
+
+
+def envelope_to_text(envelope: Any) -> str | None:
+    """The stored form of a Delivery's envelope (ASCII JSON: storable in any text column)."""
+    if envelope is None:
+        return None
+    if not isinstance(envelope, MessageEnvelope):
+        raise InvalidInput(f"Delivery.envelope must be a MessageEnvelope or None, not {type(envelope).__name__}")
+    try:
+        return envelope.to_json()
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(f"invalid envelope: {exc}") from exc
+
+
+def envelope_from_text(text: str | None) -> MessageEnvelope | None:
+    return None if text is None else MessageEnvelope.from_json(text)
 
 
 def prepare_deliveries(deliveries: Iterable[Any]) -> list[PreparedDelivery]:
@@ -304,6 +321,7 @@ def prepare_deliveries(deliveries: Iterable[Any]) -> list[PreparedDelivery]:
                 flags=normalize_flags(d.flags),
                 internaldate_us=us,
                 internaldate_tz=tz,
+                envelope=envelope_to_text(getattr(d, "envelope", None)),
             )
         )
     return out

@@ -8,6 +8,7 @@ and a HIGHESTMODSEQ (RFC 7162); each message has a UID, a MODSEQ, flags (system 
 from __future__ import annotations
 
 import enum
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -95,12 +96,91 @@ class MessageMeta:
 
 
 @dataclass(frozen=True, slots=True)
+class MessageEnvelope:
+    """The SMTP envelope of one delivered message, kept for the queue to honour later.
+
+    ``sender`` is the MAIL FROM reverse-path ("" for the null sender ``<>``); ``recipient`` the
+    RCPT TO forward-path this copy was delivered for. The RFC 3461 DSN parameters are kept as
+    received (already xtext-decoded by the SMTP layer): ``original_recipient`` is ORCPT
+    ("addr-type;address"), ``notify`` the NOTIFY keywords (None: the parameter was absent),
+    ``ret`` RET ("FULL" or "HDRS"), ``envid`` ENVID. ``received_from`` names the client
+    (e.g. the HELO name and address) for bounce reports. The store keeps every value exactly;
+    it interprets none of them.
+    """
+
+    sender: str
+    recipient: str
+    original_recipient: str | None = None
+    notify: tuple[str, ...] | None = None
+    ret: str | None = None
+    envid: str | None = None
+    received_from: str | None = None
+
+    def to_json(self) -> str:
+        """Compact JSON (ASCII only, so any database text column holds it); None fields are left out."""
+        _check_str(self.sender, "sender")
+        _check_str(self.recipient, "recipient")
+        out: dict[str, object] = {"sender": self.sender, "recipient": self.recipient}
+        for name in _ENVELOPE_OPTIONAL:
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if name == "notify":
+                if isinstance(value, str) or not isinstance(value, (tuple, list)):
+                    raise TypeError(f"MessageEnvelope.notify must be a tuple of str, not {value!r}")
+                for v in value:
+                    _check_str(v, "notify keyword")
+                value = list(value)
+            else:
+                _check_str(value, name)
+            out[name] = value
+        return json.dumps(out, ensure_ascii=True, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> MessageEnvelope:
+        """The inverse of ``to_json``; keys it does not know (from later versions) are ignored."""
+        obj = json.loads(text)
+        if not isinstance(obj, dict):
+            raise ValueError("MessageEnvelope JSON must be an object")
+        notify = obj.get("notify")
+        return cls(
+            sender=_check_str(obj.get("sender"), "sender"),
+            recipient=_check_str(obj.get("recipient"), "recipient"),
+            original_recipient=_opt_str(obj.get("original_recipient"), "original_recipient"),
+            notify=None if notify is None else tuple(_check_str(v, "notify keyword") for v in _check_list(notify)),
+            ret=_opt_str(obj.get("ret"), "ret"),
+            envid=_opt_str(obj.get("envid"), "envid"),
+            received_from=_opt_str(obj.get("received_from"), "received_from"),
+        )
+
+
+_ENVELOPE_OPTIONAL = ("original_recipient", "notify", "ret", "envid", "received_from")
+
+
+def _check_str(value: object, what: str) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"MessageEnvelope.{what} must be str, not {value!r}")
+    return value
+
+
+def _opt_str(value: object, what: str) -> str | None:
+    return None if value is None else _check_str(value, what)
+
+
+def _check_list(value: object) -> list[object]:
+    if not isinstance(value, list):
+        raise TypeError(f"MessageEnvelope.notify must be a list in JSON, not {value!r}")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
 class Delivery:
     """One message to file into one account's mailbox, as part of an atomic batch.
 
     ``data`` is exactly what IMAP will serve (trace headers already prepended); ``parsed`` is
     ``merpati.mime.parse_message(data)``, computed once by the caller and stored beside it.
     When ``mailbox`` does not exist the message goes to INBOX (as Dovecot's lda does).
+    ``envelope``, when given, is stored with the message (``MailStore.get_envelope``).
     """
 
     account_id: int
@@ -109,3 +189,4 @@ class Delivery:
     internaldate: datetime
     mailbox: str = INBOX
     flags: frozenset[str] = field(default_factory=frozenset)
+    envelope: MessageEnvelope | None = None

@@ -390,9 +390,11 @@ async def deliver(conn: Conn, rows: list[common.PreparedDelivery]) -> Result:
             "WITH m AS (INSERT INTO messages (mailbox_id, uid, modseq, flags, seen, internaldate_us, "
             "internaldate_tz, savedate_us, size, subject, message_id, from_addr, date_hdr, preview) "
             "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id) "
-            "INSERT INTO message_blobs (message_id, data, parsed) SELECT id, $15, $16 FROM m RETURNING message_id",
+            "INSERT INTO message_blobs (message_id, data, parsed, envelope) SELECT id, $15, $16, $17 FROM m "
+            "RETURNING message_id",
             mb.id, uid, modseq, common.flags_sorted(d.flags), common.SEEN in d.flags,
             d.internaldate_us, d.internaldate_tz, savedate_us, len(d.data), *d.search, d.data, d.parsed,
+            d.envelope,
         )
         metas.append(
             MessageMeta(
@@ -415,7 +417,8 @@ async def list_messages(conn: Conn, mailbox_id: int, uid_min: int, uid_max: int 
 
 
 async def read_blob(conn: Conn, mailbox_id: int, uid: int, column: str) -> Any:
-    assert column in ("data", "parsed")
+    """One column of a message's blob row ("data", "parsed" or "envelope"); NotFound if no message."""
+    assert column in ("data", "parsed", "envelope")
     row = await conn.fetchrow(
         f"SELECT b.{column} FROM messages m JOIN message_blobs b ON b.message_id = m.id "
         "WHERE m.mailbox_id = $1 AND m.uid = $2",

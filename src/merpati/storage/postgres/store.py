@@ -29,6 +29,7 @@ from merpati.storage.models import (
     FlagMode,
     Mailbox,
     MailboxStatus,
+    MessageEnvelope,
     MessageMeta,
     SpecialUse,
 )
@@ -237,6 +238,9 @@ class PgStore:
         text = await self._read(ops.read_blob, mailbox_id, uid, "parsed")
         cls = self._parsed_type or common.default_parsed_type()
         return cls.from_json(text)
+
+    async def get_envelope(self, mailbox_id: int, uid: int) -> MessageEnvelope | None:
+        return common.envelope_from_text(await self._read(ops.read_blob, mailbox_id, uid, "envelope"))
 
     async def store_flags(
         self, mailbox_id: int, uids: Sequence[int], flags: frozenset[str], *, mode: FlagMode

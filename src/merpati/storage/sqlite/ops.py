@@ -397,7 +397,8 @@ def deliver(conn: Conn, rows: list[common.PreparedDelivery]) -> Result:
         )
         msg_id = int(cur.lastrowid or 0)
         conn.execute(
-            "INSERT INTO message_blobs (message_id, data, parsed) VALUES (?, ?, ?)", (msg_id, d.data, d.parsed)
+            "INSERT INTO message_blobs (message_id, data, parsed, envelope) VALUES (?, ?, ?, ?)",
+            (msg_id, d.data, d.parsed, d.envelope),
         )
         metas.append(
             MessageMeta(
@@ -420,7 +421,8 @@ def list_messages(conn: Conn, mailbox_id: int, uid_min: int, uid_max: int | None
 
 
 def read_blob(conn: Conn, mailbox_id: int, uid: int, column: str) -> Any:
-    assert column in ("data", "parsed")
+    """One column of a message's blob row ("data", "parsed" or "envelope"); NotFound if no message."""
+    assert column in ("data", "parsed", "envelope")
     row = conn.execute(
         f"SELECT b.{column} FROM messages m JOIN message_blobs b ON b.message_id = m.id "
         "WHERE m.mailbox_id = ? AND m.uid = ?",
