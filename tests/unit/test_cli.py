@@ -230,15 +230,17 @@ def test_serve_runs_app_with_the_loaded_config(cfg: Path, monkeypatch) -> None: 
 
     seen = []
 
-    async def fake_run(config) -> None:  # type: ignore[no-untyped-def]
-        seen.append(config)
+    async def fake_run(config, *, smtp_worker=None) -> None:  # type: ignore[no-untyped-def]
+        seen.append((config, smtp_worker))
 
     monkeypatch.setitem(sys.modules, "merpati.app", types.SimpleNamespace(run=fake_run))
     import merpati
 
     monkeypatch.setattr(merpati, "app", sys.modules["merpati.app"], raising=False)
     assert main(["-c", str(cfg), "serve"]) == 0
-    assert seen and seen[0].source == cfg.resolve()
+    assert seen and seen[0][0].source == cfg.resolve() and seen[0][1] is None
+    assert main(["-c", str(cfg), "serve", "--smtp-worker", "2"]) == 0
+    assert seen[1][1] == 2
 
 
 # -- the real console script --------------------------------------------------------------------------
