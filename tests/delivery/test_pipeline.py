@@ -75,16 +75,36 @@ def test_a_committed_message_is_byte_exact_after_the_trace_headers(tmp_path):
         (meta,) = await store.list_messages(box.id)
         data = await store.read_message(box.id, meta.uid)
         parsed = await store.get_parsed(box.id, meta.uid)
+        stored_envelope = await store.get_envelope(box.id, meta.uid)
         await store.close()
-        return verdict, data, parsed
+        return verdict, data, parsed, stored_envelope
 
-    verdict, data, parsed = run(go())
+    verdict, data, parsed, stored_envelope = run(go())
+    assert stored_envelope.sender == "a@remote.test" and stored_envelope.recipient == "alice@ours.test"
     assert verdict.code == 250 and verdict.text.startswith("Ok: queued as ")
     head, _, rest = data.partition(b"From: a@remote.test")
     assert rest == BODY[len(b"From: a@remote.test"):]
     assert head.startswith(b"Return-Path: <a@remote.test>\r\nDelivered-To: alice@ours.test\r\nReceived: from c.test")
     assert b"for <alice@ours.test>" in head
     assert parsed.subject == "hi" and parsed.received_count == 1
+
+
+def test_dsn_parameters_are_stored_with_the_message(tmp_path):
+    async def go():  # type: ignore[no-untyped-def]
+        store, account, pipeline, envelope = await setup(tmp_path)
+        envelope.ret, envelope.envid = "HDRS", "QQ314159"
+        envelope.rcpt_params["alice@ours.test"] = {"notify": ("SUCCESS", "FAILURE"), "orcpt": "rfc822;alice@ours.test"}
+        assert (await pipeline.deliver(envelope, BODY)).code == 250
+        box = await store.get_mailbox(account.id, "INBOX")
+        (meta,) = await store.list_messages(box.id)
+        stored = await store.get_envelope(box.id, meta.uid)
+        await store.close()
+        return stored
+
+    stored = run(go())
+    assert (stored.ret, stored.envid, stored.notify) == ("HDRS", "QQ314159", ("SUCCESS", "FAILURE"))
+    assert stored.original_recipient == "rfc822;alice@ours.test"
+    assert stored.received_from == "c.test [192.0.2.1]"
 
 
 def test_disk_space_guard(tmp_path):

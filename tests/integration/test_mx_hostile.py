@@ -334,3 +334,23 @@ def test_low_disk_space_is_452_at_mail(tmp_path):
         assert code == 452 and "4.3.1" in text
     finally:
         server.stop()
+
+
+def test_dsn_parameters_are_accepted_and_stored_for_the_queue(mx, user):
+    c = ehlo(mx)
+    assert c.cmd("MAIL FROM:<a@remote.test> RET=HDRS ENVID=QQ314159")[0] == 250
+    assert c.cmd(f"RCPT TO:<{user}> NOTIFY=SUCCESS,DELAY ORCPT=rfc822;{user}")[0] == 250
+    assert c.cmd("DATA")[0] == 354
+    c.send(BODY + b".\r\n")
+    assert c.reply()[0] == 250
+
+    async def envelope(store):  # type: ignore[no-untyped-def]
+        account = await store.get_account(user)
+        box = await store.get_mailbox(account.id, "INBOX")
+        (meta,) = await store.list_messages(box.id)
+        return await store.get_envelope(box.id, meta.uid)
+
+    stored = mx.run_store(envelope)
+    assert (stored.sender, stored.recipient, stored.ret, stored.envid) == ("a@remote.test", user, "HDRS", "QQ314159")
+    assert stored.notify == ("SUCCESS", "DELAY")
+    assert stored.original_recipient.lower().endswith(user)

@@ -17,7 +17,7 @@ from merpati.delivery.results import Verdict
 from merpati.delivery.routing import Route, Router
 from merpati.mime import MimeLimitError, MimeLimits, parse_message
 from merpati.storage.api import MailStore, StoreError
-from merpati.storage.models import Delivery
+from merpati.storage.models import Delivery, MessageEnvelope
 
 log = logging.getLogger("merpati.delivery")
 
@@ -87,10 +87,28 @@ class InboundPipeline:
             if _already_delivered(parsed.header_fields("Delivered-To"), rcpt.mailbox_address):
                 log.info("dropping looping copy %s for %s", queue_id, rcpt.mailbox_address)
                 continue
-            deliveries.append(
-                Delivery(account_id=rcpt.account_id, data=blob, parsed=parsed, internaldate=when)
-            )
+            deliveries.append(Delivery(
+                account_id=rcpt.account_id, data=blob, parsed=parsed, internaldate=when,
+                envelope=_stored_envelope(envelope, rcpt.rcpt),
+            ))
         return deliveries
+
+
+def _stored_envelope(envelope: Envelope, rcpt: str) -> MessageEnvelope:
+    """What the queue needs later to honour DSN requests (RFC 3461) for this copy."""
+    params = envelope.rcpt_params.get(rcpt, {})
+    notify = params.get("notify")
+    orcpt = params.get("orcpt")
+    client = envelope.client
+    return MessageEnvelope(
+        sender=envelope.sender,
+        recipient=rcpt,
+        original_recipient=orcpt if isinstance(orcpt, str) else None,
+        notify=tuple(notify) if isinstance(notify, (tuple, list)) else None,
+        ret=envelope.ret,
+        envid=envelope.envid,
+        received_from=f"{client.helo} [{client.ip}]",
+    )
 
 
 class _Refused(Exception):
