@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from smtp_helpers import Harness, ehlo_harness, three_ways
 
 from merpati.wire.smtp import (
@@ -190,6 +194,58 @@ def test_reply_validation() -> None:
 def test_long_auth_challenge_is_not_cut_at_512() -> None:
     challenge = "A" * 4000
     assert R.auth_challenge(challenge).to_bytes() == b"334 " + challenge.encode() + b"\r\n"
+
+
+def _reference_to_bytes(reply: Reply, enhanced: bool) -> bytes:
+    """The original, obviously correct serialiser that the fast path must match."""
+    code = str(reply.code).encode()
+    limit = (12288 if reply.code == 334 else 512) - 2
+    prefix = reply.enhanced.encode() + b" " if enhanced and reply.enhanced is not None else b""
+    lines = reply.lines
+    out = []
+    for index, line in enumerate(lines):
+        head = code + (b" " if index == len(lines) - 1 else b"-")
+        body = prefix + sanitise(line)
+        if not body and reply.code != 334:
+            head = head.rstrip(b" ")
+        out.append((head + body)[:limit] + b"\r\n")
+    return b"".join(out)
+
+
+REPLY_TEXT = st.one_of(
+    st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=520),
+    st.text(max_size=30),
+    st.integers(490, 512).map(lambda n: "x" * n),  # around the 512-octet cut
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    code=st.sampled_from([214, 220, 250, 334, 354, 421, 550, Code.OK, Code.AUTH_CONTINUE]),
+    enhanced_code=st.sampled_from([None, "0.0", "1.5", "10.200", "5.7.11"]),
+    text=st.one_of(REPLY_TEXT, st.lists(REPLY_TEXT, max_size=4)),
+    enhanced=st.booleans(),
+)
+def test_reply_fast_path_matches_reference(code: int, enhanced_code: str | None, text: object,
+                                           enhanced: bool) -> None:
+    full = None if enhanced_code is None else f"{str(code)[0]}.{enhanced_code}"
+    if full is not None and code == 334:
+        full = None
+    if full is not None and not re.fullmatch(r"[245]\.\d{1,3}\.\d{1,3}", full):
+        with pytest.raises(ValueError):
+            Reply(code, full, text)  # type: ignore[arg-type]
+        return
+    reply = Reply(code, full, text)  # type: ignore[arg-type]
+    assert reply.to_bytes(enhanced=enhanced) == _reference_to_bytes(reply, enhanced)
+
+
+@pytest.mark.parametrize("enhanced_code", [None, "2.0.0", "2.10.200"])
+@pytest.mark.parametrize("enhanced", [True, False])
+def test_reply_fast_path_cut_boundary(enhanced_code: str | None, enhanced: bool) -> None:
+    for n in range(490, 515):
+        for text in ("x" * n, ["a", "x" * n], ["x" * n, "b"]):
+            reply = Reply(250, enhanced_code, text)
+            assert reply.to_bytes(enhanced=enhanced) == _reference_to_bytes(reply, enhanced), n
 
 
 def test_harness_baseline() -> None:
