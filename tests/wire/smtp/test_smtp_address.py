@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from unittest import mock
+
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from merpati.core.address import (
@@ -14,6 +16,8 @@ from merpati.core.address import (
     parse_domain,
     parse_path,
 )
+from merpati.wire.smtp import DEFAULT_EXTENSIONS, SmtpLimits, SmtpReplyError, commands
+from merpati.wire.smtp.commands import parse_mail, parse_rcpt
 
 
 @pytest.mark.parametrize(
@@ -198,3 +202,48 @@ def test_never_crashes(text: str) -> None:
         except AddressError:
             continue
         assert parse_address(str(address), allow_utf8=utf8) == address
+
+
+# --- the MAIL/RCPT fast path must agree with the full grammar ---------------------------
+_MIXED_LABEL = st.text(st.sampled_from(list("aZ9-")), min_size=1, max_size=8)
+_PATH_CHARS = st.sampled_from(list("aZ9.-_+@<>\"\\[]:, ") + ["é", "x" * 60, "y." * 40, "SIZE=1"])
+
+
+def _outcome(parse: object, *args: object, **kw: object) -> object:
+    try:
+        return parse(*args, **kw)  # type: ignore[operator]
+    except SmtpReplyError as err:
+        return err.reply
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    body=st.one_of(
+        st.lists(_PATH_CHARS, max_size=12).map("".join),
+        st.tuples(st.lists(_ATOM, min_size=1, max_size=3), st.lists(_MIXED_LABEL, min_size=1, max_size=4)).map(
+            lambda t: ".".join(t[0]) + "@" + ".".join(t[1])
+        ),
+    ),
+    wrap=st.sampled_from(["<{}>", "<{}> ", "<{}>x", "{}", "<{}> SIZE=10", "<<{}>>"]),
+    limits=st.sampled_from([SmtpLimits(), SmtpLimits(max_local_part=3, max_domain=8, max_path=12)]),
+)
+def test_plain_path_fast_path_matches_full_parser(body: str, wrap: str, limits: SmtpLimits) -> None:
+    _check_fast_path(wrap.format(body).encode(), limits)
+
+
+def test_plain_path_fast_path_length_limits() -> None:
+    # each limit alone, then together: the fast path may only ever be stricter (it falls back)
+    for limits in (SmtpLimits(max_local_part=3), SmtpLimits(max_domain=8), SmtpLimits(max_path=12),
+                   SmtpLimits(max_local_part=3, max_domain=8, max_path=12)):
+        for local in range(1, 6):
+            for domain in range(1, 11):
+                _check_fast_path(b"<" + b"a" * local + b"@" + b"B" * domain + b">", limits)
+
+
+def _check_fast_path(path: bytes, limits: SmtpLimits) -> None:
+    mail = (b"FROM:" + path, dict(offered=DEFAULT_EXTENSIONS, auth_offered=False, limits=limits))
+    rcpt = (b"TO:" + path, dict(offered=DEFAULT_EXTENSIONS, smtputf8=False, limits=limits))
+    fast = (_outcome(parse_mail, mail[0], **mail[1]), _outcome(parse_rcpt, rcpt[0], **rcpt[1]))
+    with mock.patch.object(commands, "_plain_path", lambda *args: None):
+        full = (_outcome(parse_mail, mail[0], **mail[1]), _outcome(parse_rcpt, rcpt[0], **rcpt[1]))
+    assert fast == full, path

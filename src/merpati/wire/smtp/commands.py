@@ -10,7 +10,7 @@ import re
 
 from merpati.core.address import Address, AddressError, AddressUtf8Error, parse_path
 from merpati.wire.smtp import replies as R
-from merpati.wire.smtp.events import MailFrom, RcptTo
+from merpati.wire.smtp.events import MailFrom, MailParams, RcptParams, RcptTo
 from merpati.wire.smtp.limits import Extension, SmtpLimits
 from merpati.wire.smtp.params import parse_mail_params, parse_rcpt_params
 from merpati.wire.smtp.reply import Reply, SmtpReplyError
@@ -20,6 +20,30 @@ __all__ = ["b64decode", "parse_auth", "parse_bdat", "parse_mail", "parse_rcpt", 
 # Path = "<" ... ">" where ">" may appear inside a quoted local part.
 _PATH = re.compile(rb'<(?:[^"\\>]|"(?:[^"\\\r\n]|\\[^\r\n])*")*>')
 _POSTMASTER = b"<POSTMASTER>"
+
+# Fast path for the usual path: ``<dot-atom@ldh-domain>`` in ASCII with no parameters. It
+# spells the same grammar as merpati.core.address (atext local part, LDH labels), so what
+# it accepts the full parser accepts with the same Address; anything else (parameters,
+# quoting, routes, literals, UTF-8, <Postmaster>, <>) takes the full path. Why: MAIL and
+# RCPT run once per message, and the full path costs several regexes and calls.
+_ATEXT = rb"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_LABEL = rb"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_PLAIN_PATH = re.compile(rb"<(" + _ATEXT + rb"(?:\." + _ATEXT + rb")*)@(" + _LABEL + rb"(?:\." + _LABEL + rb")*)>\Z")
+_NO_MAIL_PARAMS = MailParams()  # frozen: shared by every MAIL without parameters
+_NO_RCPT_PARAMS = RcptParams()
+
+
+def _plain_path(arg: bytes, start: int, limits: SmtpLimits) -> Address | None:
+    """The Address of a plain ``<local@domain>`` from ``start`` to the end, or None."""
+    match = _PLAIN_PATH.match(arg, start)
+    if (
+        match is None
+        or len(arg) - start > limits.max_path
+        or match.end(1) - match.start(1) > limits.max_local_part
+        or match.end(2) - match.start(2) > limits.max_domain
+    ):
+        return None
+    return Address(match[1].decode("ascii"), match[2].decode("ascii").lower())
 
 
 def split_path(rest: bytes, syntax: Reply) -> tuple[bytes, list[bytes]]:
@@ -69,6 +93,9 @@ def parse_mail(
     """RFC 5321 §4.1.1.2: ``"MAIL FROM:" Reverse-path [SP Mail-parameters]``."""
     if arg[:5].upper() != b"FROM:":
         raise SmtpReplyError(R.MAIL_SYNTAX)
+    plain = _plain_path(arg, 5, limits)
+    if plain is not None:
+        return MailFrom(plain, _NO_MAIL_PARAMS)
     path, tokens = split_path(arg[5:], R.MAIL_SYNTAX)
     params = parse_mail_params(tokens, offered=offered, auth_offered=auth_offered)
     sender = decode_path(path, allow_utf8=params.smtputf8, null=True, bad=R.BAD_SENDER, limits=limits)
@@ -84,6 +111,9 @@ def parse_rcpt(
     Forward-path ) [SP Rcpt-parameters]``."""
     if arg[:3].upper() != b"TO:":
         raise SmtpReplyError(R.RCPT_SYNTAX)
+    plain = _plain_path(arg, 3, limits)
+    if plain is not None:
+        return RcptTo(plain, _NO_RCPT_PARAMS)
     path, tokens = split_path(arg[3:], R.RCPT_SYNTAX)
     params = parse_rcpt_params(tokens, offered=offered)
     if path.upper() == _POSTMASTER:

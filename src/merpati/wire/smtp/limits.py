@@ -33,6 +33,8 @@ class Extension(enum.Enum):
     BINARYMIME = "BINARYMIME"  # RFC 3030 (off by default: the queue must then relay binary)
     DSN = "DSN"  # RFC 3461
 
+    __hash__ = object.__hash__  # see tables.State.__hash__: identity hash, C-level
+
 
 DEFAULT_EXTENSIONS = frozenset(
     {

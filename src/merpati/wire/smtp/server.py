@@ -93,6 +93,11 @@ from merpati.wire.smtp.tables import (
 __all__ = ["SmtpProtocolError", "SmtpServer"]
 
 _Result = Event | Sentinel | None  # None: something was answered, keep reading
+_DEFAULT_LIMITS = SmtpLimits()  # frozen: one shared instance spares its validation per connection
+# Field-less (or constant) frozen events: one shared instance each, equal to a fresh one.
+_QUIT = Quit()
+_RESET = Reset()
+_DATA_START = DataStart(bdat=False)
 
 
 class SmtpProtocolError(RuntimeError):
@@ -117,7 +122,7 @@ class SmtpServer:
         require_tls: bool = False,
     ) -> None:
         self.hostname = hostname
-        self.limits = limits if limits is not None else SmtpLimits()
+        self.limits = limits if limits is not None else _DEFAULT_LIMITS
         self.tls_available = tls_available
         self.auth_allowed = auth_allowed  # the session may change it (e.g. after TLS)
         self.auth_mechanisms = tuple(m.upper() for m in auth_mechanisms)
@@ -208,6 +213,8 @@ class SmtpServer:
         self._eof = True
 
     def data_to_send(self) -> bytes:
+        if not self._out:
+            return b""  # the usual case: the net layer asks after every event
         out = bytes(self._out)
         self._out.clear()
         return out
@@ -313,7 +320,9 @@ class SmtpServer:
     def _next_line(self) -> bytes | Close | Sentinel:
         """The next command (or SASL) line; raises SmtpReplyError for a bad line."""
         limit = self.limits.max_line
-        if self._state is State.AUTH or self._in.starts_with_auth():
+        # The limit only matters once more than max_line octets are buffered: skip the
+        # AUTH check (a slice and an upper()) for the usual short command line.
+        if len(self._buf) > limit and (self._state is State.AUTH or self._in.starts_with_auth()):
             limit = max(limit, self.limits.max_auth_line)
         line = self._in.next_line(limit)
         if line is not None:
@@ -368,7 +377,7 @@ class SmtpServer:
             self._reset_transaction()
             self._state = State.READY
             self._next = hello
-            return Reset()
+            return _RESET
         return hello
 
     def _cmd_helo(self, arg: bytes) -> _Result:
@@ -392,7 +401,7 @@ class SmtpServer:
             raise SmtpReplyError(R.NO_ARGUMENTS)
         if self._mail is not None and self._mail.params.body == "BINARYMIME":
             raise SmtpReplyError(R.BINARYMIME_NEEDS_BDAT)
-        return DataStart(bdat=False)
+        return _DATA_START
 
     def _cmd_bdat(self, arg: bytes) -> _Result:
         # RFC 3030 §2; the size is needed even to refuse: the octets must be consumed
@@ -433,7 +442,7 @@ class SmtpServer:
         self._reset_transaction()
         self._state = self._idle_state()
         self._reply(R.OK)
-        return Reset()
+        return _RESET
 
     def _cmd_noop(self, arg: bytes) -> _Result:
         self._reply(R.OK)
@@ -442,7 +451,7 @@ class SmtpServer:
     def _cmd_quit(self, arg: bytes) -> _Result:
         if arg:
             raise SmtpReplyError(R.NO_ARGUMENTS)
-        return Quit()
+        return _QUIT
 
     def _cmd_help(self, arg: bytes) -> _Result:
         self._reply(R.HELP)

@@ -49,6 +49,11 @@ class State(enum.Enum):
     TLS = "tls"  # STARTTLS accepted, waiting for tls_started(); input is dropped
     CLOSED = "closed"
 
+    # Members are singletons compared by identity, so the identity hash is consistent with
+    # equality; Enum's own __hash__ is a Python-level call, and the engine looks states and
+    # commands up in dicts and frozensets several times per command line.
+    __hash__ = object.__hash__
+
 
 class Command(enum.Enum):
     HELO = "HELO"
@@ -65,6 +70,8 @@ class Command(enum.Enum):
     EXPN = "EXPN"
     STARTTLS = "STARTTLS"
     AUTH = "AUTH"
+
+    __hash__ = object.__hash__  # see State.__hash__
 
 
 VERBS: Mapping[bytes, Command] = MappingProxyType({c.value.encode(): c for c in Command})
