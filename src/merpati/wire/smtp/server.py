@@ -38,6 +38,7 @@ Invariants
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
@@ -100,6 +101,22 @@ _RESET = Reset()
 _DATA_START = DataStart(bdat=False)
 
 
+# Every connection of one listener builds the same banner and EHLO reply: memoise them per
+# configuration (pure functions of immutable arguments, bounded; engines share no state).
+@functools.lru_cache(maxsize=32)
+def _greeting(hostname: str, banner: str) -> bytes:
+    return Reply(Code.READY, None, f"{hostname} {banner}").to_bytes()
+
+
+@functools.lru_cache(maxsize=32)
+def _ehlo_reply(
+    hostname: str, extensions: frozenset[Extension], message_size: int, starttls: bool, auth: tuple[str, ...]
+) -> tuple[Reply, bytes]:
+    keywords = ehlo_keywords(extensions, message_size=message_size, starttls=starttls, auth=auth)
+    reply = Reply(Code.OK, None, [hostname, *keywords])
+    return reply, reply.to_bytes()  # no enhanced code: the same bytes either way
+
+
 class SmtpProtocolError(RuntimeError):
     """The caller broke the engine's contract (e.g. send() with nothing pending)."""
 
@@ -147,6 +164,7 @@ class SmtpServer:
         self._helo: Hello | None = None  # accepted HELO/EHLO
         self._last_hello: Hello | None = None
         self._junk = 0
+        self._ehlo: tuple[Reply, bytes] | None = None  # the last hello_reply() and its bytes
         self._reset_transaction()
 
     # ---- public API ---------------------------------------------------------------------
@@ -199,7 +217,7 @@ class SmtpServer:
     def greeting(self) -> bytes:
         """The 220 banner; call it before feeding any data."""
         self._greeted = True
-        return Reply(Code.READY, None, f"{self.hostname} {self.banner}").to_bytes()
+        return _greeting(self.hostname, self.banner)
 
     def receive_data(self, data: bytes) -> None:
         """Feed bytes as they arrive. ``b""`` is not EOF (use receive_eof)."""
@@ -263,17 +281,22 @@ class SmtpServer:
         hello = self._last_hello
         if hello is None or not hello.extended:
             return Reply(Code.OK, None, self.hostname)
-        keywords = ehlo_keywords(
+        self._ehlo = _ehlo_reply(
+            self.hostname,
             self.extensions,
-            message_size=self.limits.message_size,
-            starttls=self.tls_available and not self._tls_active,
-            auth=self.auth_mechanisms if self.auth_allowed else (),
+            self.limits.message_size,
+            self.tls_available and not self._tls_active,
+            self.auth_mechanisms if self.auth_allowed else (),
         )
-        return Reply(Code.OK, None, [self.hostname, *keywords])
+        return self._ehlo[0]
 
     # ---- output helpers -----------------------------------------------------------------
     def _reply(self, reply: Reply) -> None:
-        self._out += reply.to_bytes(enhanced=self._enhanced)
+        ehlo = self._ehlo
+        if ehlo is not None and reply is ehlo[0]:
+            self._out += ehlo[1]  # already serialised
+        else:
+            self._out += reply.to_bytes(enhanced=self._enhanced)
         if reply.code >= 400:
             self.error_count += 1
         if self.error_count >= self.limits.hard_error_limit and self._close is None:
