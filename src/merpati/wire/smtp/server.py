@@ -247,6 +247,13 @@ class SmtpServer:
             return PAUSED
         if self._pregreet:
             return self._close_with(CloseReason.PREGREET, R.SYNC_ERROR)
+        # Nothing to read: every reader would answer NEED_DATA without a side effect. Not so
+        # for a BDAT chunk (it may be complete with no octets) or a DATA body whose end was
+        # consumed with its last chunk (DataEnd is still to come).
+        reader = self._reader
+        if not self._buf and not self._eof and self._state is not State.CHUNK:
+            if reader is None or not reader.done:
+                return NEED_DATA
         while self._close is None:
             result = _READERS[self._state](self)
             if result is not None:
