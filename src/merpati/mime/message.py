@@ -18,6 +18,10 @@ from .text import decode_2231, decode_raw, decode_words
 __all__ = ["ParsedMessage", "parse_message"]
 
 FORMAT_VERSION = 1
+# One encoder for every call: json.dumps with options builds a new JSONEncoder (and C
+# encoder) each time. The parts are plain dicts/lists/str/int built by the parser, never
+# cyclic, so the circular-reference bookkeeping is skipped. Same output as before.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False)
 
 
 class ParsedMessage:
@@ -45,7 +49,7 @@ class ParsedMessage:
         return {"v": FORMAT_VERSION, "z": self.size, "h": self.headers, "p": self.parts, "w": self.preview}
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":"))
+        return _ENCODER.encode(self.to_dict())
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ParsedMessage:
