@@ -8,7 +8,8 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from merpati.mime import MimeLimits, parse_message
+from merpati.mime import MimeLimitError, MimeLimits, parse_message
+from merpati.mime.headers import split_fields
 from merpati.mime.preview import _collapse
 
 WORDS = st.lists(
@@ -35,3 +36,59 @@ def test_to_json_matches_dumps(data: bytes, subject: str) -> None:
     message = b"Subject: " + subject.encode("utf-8", "replace") + b"\r\n\r\n" + data
     pm = parse_message(message, limits=MimeLimits())
     assert pm.to_json() == json.dumps(pm.to_dict(), ensure_ascii=False, separators=(",", ":"))
+
+
+def _reference_split_fields(block: bytes, limits: MimeLimits) -> list[list[str]]:
+    """The original per-line bytes implementation of headers.split_fields."""
+    fields: list[list[str]] = []
+    name: bytes | None = None
+    chunks: list[bytes] = []
+    size = 0
+
+    def field() -> list[str]:
+        value = b"".join(chunks)
+        return [name.decode("latin-1"), value.lstrip(b" \t").decode("latin-1")]  # type: ignore[union-attr]
+
+    for line in block.split(b"\n"):
+        if line[-1:] == b"\r":
+            line = line[:-1]
+        if line[:1] in (b" ", b"\t"):
+            if name is not None:
+                chunks.append(b" " + line[1:] if line[:1] == b"\t" else line)
+                size += len(line) + 2
+                if size > limits.max_header_field:
+                    raise MimeLimitError("header field too long")
+            continue
+        if name is not None:
+            fields.append(field())
+            name = None
+        colon = line.find(b":")
+        if colon < 0:
+            continue
+        size = len(line) + 2
+        if size > limits.max_header_field:
+            raise MimeLimitError("header field too long")
+        name = line[:colon].rstrip(b" \t")
+        chunks = [line[colon + 1:]]
+    if name is not None:
+        fields.append(field())
+    return fields
+
+
+HEADER_BITS = st.sampled_from([b"Subject", b"From", b"X A", b":", b": ", b"  ", b"\t", b"\r", b"\n", b"\r\n",
+                               b"\r\r\n", b"\n ", b"\r\n\t", b"\r\n ", b"value", b"\xff\x00", b"a" * 20])
+SMALL_FIELD = MimeLimits(max_header_field=60)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(HEADER_BITS, max_size=40).map(b"".join), st.sampled_from([MimeLimits(), SMALL_FIELD]))
+def test_split_fields_matches_reference(block: bytes, limits: MimeLimits) -> None:
+    try:
+        expected: object = _reference_split_fields(block, limits)
+    except MimeLimitError as err:
+        expected = err.reason
+    try:
+        got: object = split_fields(block, limits)
+    except MimeLimitError as err:
+        got = err.reason
+    assert got == expected

@@ -28,40 +28,44 @@ def split_fields(block: bytes, limits: MimeLimits) -> list[list[str]]:
     """
     max_field = limits.max_header_field
     fields: list[list[str]] = []
-    name: bytes | None = None
-    chunks: list[bytes] = []
+    name: str | None = None
+    value = ""
+    chunks: list[str] | None = None  # only for folded fields
     size = 0
-    for line in block.split(b"\n"):
-        if line[-1:] == b"\r":
-            line = line[:-1]
-        if line[:1] in (b" ", b"\t"):
+    # Why str and replace: one latin-1 decode of the whole block instead of two per
+    # field, and dropping the CR of every CRLF up front is exactly "strip one trailing
+    # CR per line" (a lone CR at the very end is the last line's trailing CR).
+    text = block.decode("latin-1").replace("\r\n", "\n")
+    if text[-1:] == "\r":
+        text = text[:-1]
+    for line in text.split("\n"):
+        first = line[:1]
+        if first == " " or first == "\t":
             if name is not None:
                 # unfolding keeps the folding WSP; a TAB becomes SP (Dovecot
                 # MESSAGE_HEADER_PARSER_FLAG_CLEAN_ONELINE)
-                chunks.append(b" " + line[1:] if line[:1] == b"\t" else line)
+                if chunks is None:
+                    chunks = [value]
+                chunks.append(" " + line[1:] if first == "\t" else line)
                 size += len(line) + 2
                 if size > max_field:
                     raise MimeLimitError("header field too long")
             continue
         if name is not None:
-            fields.append(_field(name, chunks))
+            fields.append([name, (value if chunks is None else "".join(chunks)).lstrip(" \t")])
             name = None
-        colon = line.find(b":")
+        colon = line.find(":")
         if colon < 0:
             continue
         size = len(line) + 2
         if size > max_field:
             raise MimeLimitError("header field too long")
-        name = line[:colon].rstrip(_WSP)
-        chunks = [line[colon + 1:]]
+        name = line[:colon].rstrip(" \t")
+        value = line[colon + 1:]
+        chunks = None
     if name is not None:
-        fields.append(_field(name, chunks))
+        fields.append([name, (value if chunks is None else "".join(chunks)).lstrip(" \t")])
     return fields
-
-
-def _field(name: bytes, chunks: list[bytes]) -> list[str]:
-    value = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-    return [name.decode("latin-1"), value.lstrip(_WSP).decode("latin-1")]
 
 
 _LINE = re.compile(rb"[^\n]*\n|[^\n]+")
