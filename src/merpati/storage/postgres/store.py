@@ -14,26 +14,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
 
-from merpati.storage import common
 from merpati.storage.api import AlreadyExists, NotFound, StoreError, TemporaryStoreError
 from merpati.storage.migrations import check_not_newer, load_migrations
-from merpati.storage.models import (
-    Account,
-    Alias,
-    Delivery,
-    FlagMode,
-    Mailbox,
-    MailboxStatus,
-    MessageEnvelope,
-    MessageMeta,
-    SpecialUse,
-)
 from merpati.storage.notify.local import LocalChangeFeed
+from merpati.storage.delegating import OpsBackedStore
 from merpati.storage.notify.pg import PgChangeFeed, notify_in_tx
 from merpati.storage.postgres import ops
 
@@ -82,7 +70,9 @@ async def migrate(conn: Any) -> int:
     return int(current)
 
 
-class PgStore:
+class PgStore(OpsBackedStore):
+    _ops = ops
+
     """Create with ``await PgStore.open(dsn)`` (or ``merpati.storage.open_store``)."""
 
     def __init__(self, pool: Any, feed: PgChangeFeed, parsed_type: Any | None) -> None:
@@ -155,98 +145,4 @@ class PgStore:
         except (asyncpg.PostgresError, *_CLIENT_ERRORS) as exc:
             raise map_error(exc) from exc
 
-    # -- domains ----------------------------------------------------------------------------
-    async def add_domain(self, name: str) -> None:
-        await self._tx(ops.add_domain, name)
-
-    async def remove_domain(self, name: str) -> None:
-        await self._tx(ops.remove_domain, name)
-
-    async def list_domains(self) -> list[str]:
-        return await self._read(ops.list_domains)  # type: ignore[no-any-return]
-
-    async def has_domain(self, name: str) -> bool:
-        return await self._read(ops.has_domain, name)  # type: ignore[no-any-return]
-
-    # -- accounts ---------------------------------------------------------------------------
-    async def create_account(self, address: str, password_hash: str) -> Account:
-        return await self._tx(ops.create_account, address, password_hash)  # type: ignore[no-any-return]
-
-    async def delete_account(self, address: str) -> None:
-        await self._tx(ops.delete_account, address)
-
-    async def get_account(self, address: str) -> Account | None:
-        return await self._read(ops.get_account, address)  # type: ignore[no-any-return]
-
-    async def get_account_by_id(self, account_id: int) -> Account | None:
-        return await self._read(ops.get_account_by_id, account_id)  # type: ignore[no-any-return]
-
-    async def list_accounts(self, domain: str | None = None) -> list[Account]:
-        return await self._read(ops.list_accounts, domain)  # type: ignore[no-any-return]
-
-    async def set_password(self, address: str, password_hash: str) -> None:
-        await self._tx(ops.set_password, address, password_hash)
-
-    # -- aliases ----------------------------------------------------------------------------
-    async def add_alias(self, source: str, targets: Sequence[str]) -> Alias:
-        return await self._tx(ops.add_alias, source, targets if isinstance(targets, str) else list(targets))  # type: ignore[no-any-return]
-
-    async def remove_alias(self, source: str, targets: Sequence[str] = ()) -> None:
-        await self._tx(ops.remove_alias, source, targets if isinstance(targets, str) else list(targets))
-
-    async def get_alias(self, source: str) -> Alias | None:
-        return await self._read(ops.get_alias, source)  # type: ignore[no-any-return]
-
-    async def list_aliases(self, domain: str | None = None) -> list[Alias]:
-        return await self._read(ops.list_aliases, domain)  # type: ignore[no-any-return]
-
-    # -- mailboxes --------------------------------------------------------------------------
-    async def list_mailboxes(self, account_id: int) -> list[Mailbox]:
-        return await self._read(ops.list_mailboxes, account_id)  # type: ignore[no-any-return]
-
-    async def get_mailbox(self, account_id: int, name: str) -> Mailbox | None:
-        return await self._read(ops.get_mailbox, account_id, name)  # type: ignore[no-any-return]
-
-    async def create_mailbox(self, account_id: int, name: str, *, special_use: SpecialUse | None = None) -> Mailbox:
-        return await self._tx(ops.create_mailbox, account_id, name, special_use)  # type: ignore[no-any-return]
-
-    async def delete_mailbox(self, account_id: int, name: str) -> None:
-        await self._tx(ops.delete_mailbox, account_id, name)
-
-    async def rename_mailbox(self, account_id: int, old: str, new: str) -> Mailbox:
-        return await self._tx(ops.rename_mailbox, account_id, old, new)  # type: ignore[no-any-return]
-
-    async def mailbox_status(self, mailbox_id: int) -> MailboxStatus:
-        return await self._read(ops.mailbox_status, mailbox_id)  # type: ignore[no-any-return]
-
-    # -- messages ---------------------------------------------------------------------------
-    async def deliver(self, deliveries: Sequence[Delivery]) -> list[MessageMeta]:
-        prepared = common.prepare_deliveries(deliveries)
-        if not prepared:
-            return []
-        return await self._tx(ops.deliver, prepared)  # type: ignore[no-any-return]
-
-    async def list_messages(
-        self, mailbox_id: int, *, uid_min: int = 1, uid_max: int | None = None
-    ) -> list[MessageMeta]:
-        return await self._read(ops.list_messages, mailbox_id, uid_min, uid_max)  # type: ignore[no-any-return]
-
-    async def read_message(self, mailbox_id: int, uid: int) -> bytes:
-        return bytes(await self._read(ops.read_blob, mailbox_id, uid, "data"))
-
-    async def get_parsed(self, mailbox_id: int, uid: int) -> Any:
-        text = await self._read(ops.read_blob, mailbox_id, uid, "parsed")
-        cls = self._parsed_type or common.default_parsed_type()
-        return cls.from_json(text)
-
-    async def get_envelope(self, mailbox_id: int, uid: int) -> MessageEnvelope | None:
-        return common.envelope_from_text(await self._read(ops.read_blob, mailbox_id, uid, "envelope"))
-
-    async def store_flags(
-        self, mailbox_id: int, uids: Sequence[int], flags: frozenset[str], *, mode: FlagMode
-    ) -> list[MessageMeta]:
-        clean, norm = common.clean_uids(uids), common.normalize_flags(flags)
-        return await self._tx(ops.store_flags, mailbox_id, clean, norm, FlagMode(mode))  # type: ignore[no-any-return]
-
-    async def expunge(self, mailbox_id: int, uids: Sequence[int]) -> list[int]:
-        return await self._tx(ops.expunge, mailbox_id, common.clean_uids(uids))  # type: ignore[no-any-return]
+    _write = _tx  # OpsBackedStore's name for one write transaction

@@ -1,0 +1,133 @@
+"""The ``MailStore`` methods that are the same on every backend: validate, then run one unit of work.
+
+A backend supplies ``_ops`` (a module of functions ``fn(conn, *args)``), ``_read`` (run one
+function in a read-only transaction) and ``_write`` (run one in a write transaction that
+returns ``(result, changes)`` and publishes the changes after commit), plus ``_parsed_type``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from types import ModuleType
+from typing import Any
+
+from merpati.storage import common
+from merpati.storage.models import (
+    Account,
+    Alias,
+    Delivery,
+    FlagMode,
+    Mailbox,
+    MailboxStatus,
+    MessageEnvelope,
+    MessageMeta,
+    SpecialUse,
+)
+
+
+class OpsBackedStore:
+    _ops: ModuleType
+    _parsed_type: Any
+
+    async def _read(self, fn: Any, *args: Any) -> Any:
+        raise NotImplementedError
+
+    async def _write(self, fn: Any, *args: Any) -> Any:
+        raise NotImplementedError
+
+    # -- domains ----------------------------------------------------------------------------
+    async def add_domain(self, name: str) -> None:
+        await self._write(self._ops.add_domain, name)
+
+    async def remove_domain(self, name: str) -> None:
+        await self._write(self._ops.remove_domain, name)
+
+    async def list_domains(self) -> list[str]:
+        return await self._read(self._ops.list_domains)  # type: ignore[no-any-return]
+
+    async def has_domain(self, name: str) -> bool:
+        return await self._read(self._ops.has_domain, name)  # type: ignore[no-any-return]
+
+    # -- accounts ---------------------------------------------------------------------------
+    async def create_account(self, address: str, password_hash: str) -> Account:
+        return await self._write(self._ops.create_account, address, password_hash)  # type: ignore[no-any-return]
+
+    async def delete_account(self, address: str) -> None:
+        await self._write(self._ops.delete_account, address)
+
+    async def get_account(self, address: str) -> Account | None:
+        return await self._read(self._ops.get_account, address)  # type: ignore[no-any-return]
+
+    async def get_account_by_id(self, account_id: int) -> Account | None:
+        return await self._read(self._ops.get_account_by_id, account_id)  # type: ignore[no-any-return]
+
+    async def list_accounts(self, domain: str | None = None) -> list[Account]:
+        return await self._read(self._ops.list_accounts, domain)  # type: ignore[no-any-return]
+
+    async def set_password(self, address: str, password_hash: str) -> None:
+        await self._write(self._ops.set_password, address, password_hash)
+
+    # -- aliases ----------------------------------------------------------------------------
+    async def add_alias(self, source: str, targets: Sequence[str]) -> Alias:
+        return await self._write(self._ops.add_alias, source, list(targets) if not isinstance(targets, str) else targets)  # type: ignore[no-any-return]
+
+    async def remove_alias(self, source: str, targets: Sequence[str] = ()) -> None:
+        await self._write(self._ops.remove_alias, source, list(targets) if not isinstance(targets, str) else targets)
+
+    async def get_alias(self, source: str) -> Alias | None:
+        return await self._read(self._ops.get_alias, source)  # type: ignore[no-any-return]
+
+    async def list_aliases(self, domain: str | None = None) -> list[Alias]:
+        return await self._read(self._ops.list_aliases, domain)  # type: ignore[no-any-return]
+
+    # -- mailboxes --------------------------------------------------------------------------
+    async def list_mailboxes(self, account_id: int) -> list[Mailbox]:
+        return await self._read(self._ops.list_mailboxes, account_id)  # type: ignore[no-any-return]
+
+    async def get_mailbox(self, account_id: int, name: str) -> Mailbox | None:
+        return await self._read(self._ops.get_mailbox, account_id, name)  # type: ignore[no-any-return]
+
+    async def create_mailbox(self, account_id: int, name: str, *, special_use: SpecialUse | None = None) -> Mailbox:
+        return await self._write(self._ops.create_mailbox, account_id, name, special_use)  # type: ignore[no-any-return]
+
+    async def delete_mailbox(self, account_id: int, name: str) -> None:
+        await self._write(self._ops.delete_mailbox, account_id, name)
+
+    async def rename_mailbox(self, account_id: int, old: str, new: str) -> Mailbox:
+        return await self._write(self._ops.rename_mailbox, account_id, old, new)  # type: ignore[no-any-return]
+
+    async def mailbox_status(self, mailbox_id: int) -> MailboxStatus:
+        return await self._read(self._ops.mailbox_status, mailbox_id)  # type: ignore[no-any-return]
+
+    # -- messages ---------------------------------------------------------------------------
+    async def deliver(self, deliveries: Sequence[Delivery]) -> list[MessageMeta]:
+        prepared = common.prepare_deliveries(deliveries)  # on the loop, not in the unit of work
+        if not prepared:
+            return []
+        return await self._write(self._ops.deliver, prepared)  # type: ignore[no-any-return]
+
+    async def list_messages(
+        self, mailbox_id: int, *, uid_min: int = 1, uid_max: int | None = None
+    ) -> list[MessageMeta]:
+        return await self._read(self._ops.list_messages, mailbox_id, uid_min, uid_max)  # type: ignore[no-any-return]
+
+    async def read_message(self, mailbox_id: int, uid: int) -> bytes:
+        return bytes(await self._read(self._ops.read_blob, mailbox_id, uid, "data"))
+
+    async def get_parsed(self, mailbox_id: int, uid: int) -> Any:
+        text = await self._read(self._ops.read_blob, mailbox_id, uid, "parsed")
+        cls = self._parsed_type or common.default_parsed_type()
+        return cls.from_json(text)
+
+    async def get_envelope(self, mailbox_id: int, uid: int) -> MessageEnvelope | None:
+        return common.envelope_from_text(await self._read(self._ops.read_blob, mailbox_id, uid, "envelope"))
+
+    async def store_flags(
+        self, mailbox_id: int, uids: Sequence[int], flags: frozenset[str], *, mode: FlagMode
+    ) -> list[MessageMeta]:
+        clean, norm = common.clean_uids(uids), common.normalize_flags(flags)
+        mode = FlagMode(mode)
+        return await self._write(self._ops.store_flags, mailbox_id, clean, norm, mode)  # type: ignore[no-any-return]
+
+    async def expunge(self, mailbox_id: int, uids: Sequence[int]) -> list[int]:
+        return await self._write(self._ops.expunge, mailbox_id, common.clean_uids(uids))  # type: ignore[no-any-return]
