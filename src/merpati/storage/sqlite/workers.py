@@ -180,6 +180,16 @@ def _hand_back(jobs: list[_Job], publish: Callable[[list[Change]], None] | None)
             pass
 
 
+async def _enqueue(q: queue.SimpleQueue[Any], fn: Any, *, closed: bool) -> Any:
+    """Hand one unit of work to a worker thread and wait for its result on this loop."""
+    if closed:
+        raise StoreError("store is closed")
+    loop = asyncio.get_running_loop()
+    job = _Job(fn, loop, loop.create_future())
+    q.put(job)
+    return await job.future
+
+
 def _fail_leftovers(q: queue.SimpleQueue[Any]) -> None:
     """Jobs that raced in behind the stop marker: fail them rather than leave callers waiting."""
     leftovers = []
@@ -216,12 +226,7 @@ class Writer:
         return await asyncio.wrap_future(self._ready)
 
     async def submit(self, fn: WriteFn) -> Any:
-        if self._closed:
-            raise StoreError("store is closed")
-        loop = asyncio.get_running_loop()
-        job = _Job(fn, loop, loop.create_future())
-        self._queue.put(job)
-        return await job.future
+        return await _enqueue(self._queue, fn, closed=self._closed)
 
     async def stop(self) -> None:
         if self._closed:
@@ -316,12 +321,7 @@ class Readers:
             t.start()
 
     async def submit(self, fn: ReadFn) -> Any:
-        if self._closed:
-            raise StoreError("store is closed")
-        loop = asyncio.get_running_loop()
-        job = _Job(fn, loop, loop.create_future())
-        self._queue.put(job)
-        return await job.future
+        return await _enqueue(self._queue, fn, closed=self._closed)
 
     async def stop(self) -> None:
         if self._closed:
