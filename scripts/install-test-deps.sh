@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs, only when missing, the Debian packages the interop tests and benchmarks drive:
-# Postfix (smtp-source, reference MTA; through shared/reference/install.sh, which keeps any
-# system-wide daemon stopped), swaks and curl. Needs root; CI runs as root.
+# Postfix and Dovecot (reference servers, smtp-source; through shared/reference/install.sh, which
+# keeps any system-wide daemon stopped), swaks, curl, isync (mbsync), fetchmail, rspamd and clamd
+# (their system-wide services are stopped: the tests start private instances). Needs root; CI runs as root.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 ref="$here/../shared/reference"
 need=()
-for p in swaks curl; do
+for p in swaks curl isync fetchmail rspamd clamav-daemon; do
   dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null | grep -qx installed || need+=("$p")
 done
 ref_missing=0
@@ -27,3 +28,5 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 [ $ref_missing = 0 ] || bash "$ref/install.sh"
 [ ${#need[@]} -eq 0 ] || apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+# The tests start private rspamd/clamd instances; never leave system-wide ones running.
+for d in rspamd clamd freshclam; do pkill -x "$d" 2>/dev/null || true; done

@@ -13,6 +13,11 @@ import signal
 import ssl
 from collections.abc import Callable
 
+from merpati.assembly import imap as imap_part
+from merpati.assembly import pop3 as pop3_part
+from merpati.assembly import queue as queue_part
+from merpati.assembly import submission as submission_part
+from merpati.assembly.context import AppContext, Stoppable
 from merpati.config import Config, ConfigError
 from merpati.core.diskspace import DiskSpace
 from merpati.core.logging import configure as configure_log_lines
@@ -23,13 +28,16 @@ from merpati.net.listeners import Listener, split_hostport
 from merpati.net.smtp import SmtpConnection, SmtpTimeouts, client_info
 from merpati.net.tls import TlsUnavailable, server_context
 from merpati.net.workers import WorkerSupervisor, default_worker_count, die_with_parent
+from merpati.services.auth import Authenticator, AuthSettings
 from merpati.services.smtp.inbound import InboundSession, SessionPolicy, parse_networks
 from merpati.storage import open_store
 from merpati.wire.smtp import BareLineEndings, Reply, SmtpLimits, SmtpServer
 
 log = logging.getLogger("merpati")
 
-IMPLEMENTED_LISTENERS = ("smtp",)
+# The parts beside the MX, started in this order (stopped in reverse) by the main process only.
+PARTS = (queue_part, submission_part, imap_part, pop3_part)
+IMPLEMENTED_LISTENERS = ("smtp",) + tuple(name for part in PARTS for name in part.LISTENERS)
 ALL_LISTENERS = ("smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s")
 SHUTDOWN_GRACE = 30.0
 
@@ -133,6 +141,7 @@ async def run(
     config.data_dir.mkdir(parents=True, exist_ok=True)
     store = await open_store(config.storage_url)
     listeners: list[Listener] = []
+    started: list[Stoppable] = []
     supervisor: WorkerSupervisor | None = None
     try:
         router = Router(store, delimiter=config.smtp.recipient_delimiter)
@@ -148,6 +157,13 @@ async def run(
             ))
         for listener in listeners:
             await listener.start()
+        if smtp_worker is None:
+            ctx = AppContext(
+                config=config, store=store, tls=tls, router=router, pipeline=pipeline,
+                authenticator=Authenticator(store, AuthSettings.from_config(config.auth)),
+            )
+            for part in PARTS:
+                started.extend(await part.start(ctx))
         if smtp_worker is None and workers > 1:
             assert config.source is not None
             supervisor = WorkerSupervisor(config.source, workers - 1, grace=SHUTDOWN_GRACE)
@@ -162,6 +178,8 @@ async def run(
     finally:
         if supervisor is not None:
             await supervisor.stop()
+        for service in reversed(started):
+            await service.stop(grace=SHUTDOWN_GRACE)
         for listener in listeners:
             await listener.stop(grace=SHUTDOWN_GRACE)
         await store.close()

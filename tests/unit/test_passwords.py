@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 
-from merpati.admin import passwords
-from merpati.admin.passwords import dummy_verify, hash_password, needs_rehash, verify_password
+from merpati.core import passwords
+from merpati.core.passwords import dummy_verify, hash_password, needs_rehash, verify_password
 
 
 def test_hash_records_argon2id_and_its_parameters() -> None:

@@ -38,6 +38,39 @@ class TlsConfig:
 class AuthConfig:
     # As in Dovecot: 127.0.0.0/8 and ::1 count as secure, so LOGIN/AUTH work there without TLS.
     loopback_is_secure: bool = True
+    # Verified credentials kept in memory under a keyed hash of the password (Dovecot's auth cache).
+    cache_ttl: float = 300.0  # seconds; 0 disables the cache
+    cache_size: int = 10_000
+    # Failed logins: a delay that doubles per recent failure of the same IP or account, up to the cap
+    # (Dovecot's auth_failure_delay is 2 s flat; we grow from a smaller start).
+    failure_delay: float = 0.5
+    max_failure_delay: float = 15.0
+    failure_window: float = 900.0  # seconds a failure counts for
+
+
+@dataclass(frozen=True)
+class ImapConfig:
+    max_line: int = 65_536  # after login (Dovecot imap_max_line_length)
+    max_line_prelogin: int = 8_192
+    idle_timeout: float = 1800.0  # RFC 9051 §5.4: at least 30 minutes
+    prelogin_timeout: float = 60.0
+    max_connections: int = 10_000
+    max_connections_per_ip: int = 100
+    max_user_connections_per_ip: int = 10  # Dovecot mail_max_userip_connections
+
+
+@dataclass(frozen=True)
+class Pop3Config:
+    retr_marks_seen: bool = False
+    idle_timeout: float = 600.0  # RFC 1939 §3: at least 10 minutes
+    max_connections: int = 1000
+    max_connections_per_ip: int = 50
+
+
+@dataclass(frozen=True)
+class SubmissionConfig:
+    max_messages_per_hour: int = 500  # per user; 0: unlimited
+    max_recipients: int = 100  # per message
 
 
 @dataclass(frozen=True)
@@ -74,6 +107,27 @@ class SmtpConfig:
 @dataclass(frozen=True)
 class DnsConfig:
     nameservers: tuple[str, ...] = ()  # "ip[:port]"; empty: the system's resolvers
+    timeout: float = 5.0  # seconds per query, all retries included
+
+
+@dataclass(frozen=True)
+class QueueConfig:
+    bind_address: str = ""  # source address of outbound connections (Postfix smtp_bind_address); "": any
+    # Durations: "30s", "5m", "1h20m", "5d". After the last step the last interval repeats.
+    retry_schedule: tuple[str, ...] = ("5m", "10m", "20m", "40m", "1h20m", "2h")
+    lifetime: str = "5d"
+    delay_warning: str = "4h"  # "" or "0": no delay warnings
+    concurrency: int = 20  # deliveries in flight per node
+    connect_timeout: float = 30.0
+    port: int = 25  # port of the MX hosts (tests point it elsewhere only with a reason)
+
+
+@dataclass(frozen=True)
+class RelayConfig:
+    host: str = ""  # smarthost; "": deliver to the MX of each domain
+    port: int = 587
+    username: str = ""
+    password: str = ""
 
 
 @dataclass(frozen=True)
@@ -87,6 +141,11 @@ class Config:
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     smtp: SmtpConfig = field(default_factory=SmtpConfig)
     dns: DnsConfig = field(default_factory=DnsConfig)
+    imap: ImapConfig = field(default_factory=ImapConfig)
+    pop3: Pop3Config = field(default_factory=Pop3Config)
+    submission: SubmissionConfig = field(default_factory=SubmissionConfig)
+    queue: QueueConfig = field(default_factory=QueueConfig)
+    relay: RelayConfig = field(default_factory=RelayConfig)
     source: Path | None = None  # the file this was loaded from (not a TOML key)
 
     @property
