@@ -87,7 +87,12 @@ class MerpatiServer:
         message_size: int = 52_428_800,
         extra_smtp: dict[str, object] | None = None,
         start_timeout: float = 30.0,
+        listeners: tuple[str, ...] = (),
+        extra_config: str = "",
     ) -> None:
+        """``listeners``: other [listen] entries to serve ("imap", "pop3s", ...), each on a free port
+        of ``host`` (``self.ports[name]``). ``extra_config``: raw TOML tables appended to the file
+        (e.g. "[imap]\nidle_timeout = 5\n"); it must not repeat the tables written here."""
         assert_loopback(host)
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
@@ -107,6 +112,12 @@ class MerpatiServer:
         self._seq = itertools.count(1)
         self._run_tag = secrets.token_hex(3)
         write_self_signed(self.cert, self.key, hostname)
+        self.ports: dict[str, int] = {"smtp": self.port}
+        listen = {name: [] for name in ("submission", "submissions", "imap", "imaps", "pop3", "pop3s")}
+        for name in listeners:
+            self.ports[name] = free_port(host)
+            listen[name] = [f"{host}:{self.ports[name]}"]
+        listen_lines = "".join(f"{k} = {_toml(v)}\n" for k, v in listen.items())
         smtp = {"trusted_networks": []}
         smtp.update(extra_smtp or {})
         smtp_lines = "\n".join(f"{k} = {_toml(v)}" for k, v in smtp.items())
@@ -115,7 +126,7 @@ class MerpatiServer:
             f'data_dir = "{self.data_dir}"\n'
             "[listen]\n"
             f'smtp = ["{host}:{self.port}"]\n'
-            "submission = []\nsubmissions = []\nimap = []\nimaps = []\npop3 = []\npop3s = []\n"
+            f"{listen_lines}"
             "[storage]\n"
             f'url = "sqlite:///{self.db_path}"\n'
             "[tls]\n"
@@ -126,6 +137,7 @@ class MerpatiServer:
             f"message_size = {message_size}\n"
             "[smtp]\n"
             f"{smtp_lines}\n"
+            f"{extra_config}"
         )
 
     # ---- the admin CLI ------------------------------------------------------------------
