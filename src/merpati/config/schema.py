@@ -131,6 +131,61 @@ class RelayConfig:
 
 
 @dataclass(frozen=True)
+class RspamdConfig:
+    url: str = ""  # e.g. "http://127.0.0.1:11333"; "": not used
+    timeout: float = 15.0
+    password: str = ""  # rspamd controller/normal worker password, when set
+
+
+@dataclass(frozen=True)
+class ClamavConfig:
+    address: str = ""  # "host:port" or the path of clamd's Unix socket; "": not used
+    timeout: float = 30.0
+
+
+@dataclass(frozen=True)
+class DnsblConfig:
+    zones: tuple[str, ...] = ()  # e.g. "zen.spamhaus.org" or "zen.example=127.0.0.2,127.0.0.3:5.0"
+    score: float = 5.0  # per listing, unless the zone entry names its own
+    reject: bool = False  # a listing rejects at RCPT (554 5.7.1) instead of scoring
+
+
+@dataclass(frozen=True)
+class GreylistConfig:
+    enabled: bool = False
+    delay: str = "5m"  # how long an unknown triple must wait before its retry passes
+    expire: str = "35d"  # triples not seen for this long are forgotten
+
+
+@dataclass(frozen=True)
+class SenderAuthConfig:
+    """SPF, DKIM and DMARC on receipt (issue 5), and what their failures do."""
+
+    enabled: bool = True
+    dmarc_enforce: bool = True  # p=reject → 550 5.7.1, p=quarantine → Junk
+    spf_fail: str = "none"  # SPF -all without a DMARC verdict: "none", "junk" or "reject"
+
+
+@dataclass(frozen=True)
+class ChecksConfig:
+    enabled: bool = True
+    junk_score: float = 6.0  # at or above: delivered to Junk
+    reject_score: float = 15.0  # at or above: 550 5.7.1 at the end of DATA
+    on_failure: str = "tempfail"  # a check engine down or slow: "tempfail" (451 4.7.1) or "accept"
+    hooks: str = ""  # a Python module (dotted name, or a .py path) with async stage hooks
+    helo_checks: bool = True
+    iprev: bool = True
+    pregreet: bool = True  # talk before the banner on port 25 → 554
+    pregreet_wait: float = 0.0  # seconds to hold the banner back to catch early talkers
+    bayes: bool = True
+    rspamd: RspamdConfig = field(default_factory=RspamdConfig)
+    clamav: ClamavConfig = field(default_factory=ClamavConfig)
+    dnsbl: DnsblConfig = field(default_factory=DnsblConfig)
+    greylist: GreylistConfig = field(default_factory=GreylistConfig)
+    sender_auth: SenderAuthConfig = field(default_factory=SenderAuthConfig)
+
+
+@dataclass(frozen=True)
 class Config:
     hostname: str = "localhost"
     data_dir: Path = Path("var")
@@ -146,6 +201,7 @@ class Config:
     submission: SubmissionConfig = field(default_factory=SubmissionConfig)
     queue: QueueConfig = field(default_factory=QueueConfig)
     relay: RelayConfig = field(default_factory=RelayConfig)
+    checks: ChecksConfig = field(default_factory=ChecksConfig)
     source: Path | None = None  # the file this was loaded from (not a TOML key)
 
     @property
