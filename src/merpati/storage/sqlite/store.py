@@ -3,7 +3,8 @@
 One database file (WAL) holds metadata and message bytes (``message_blobs``, read only by
 ``read_message``/``get_parsed``). Writes go through the group-committing writer thread, reads
 through a few reader threads (see ``workers``). Changes are published on a ``LocalChangeFeed``
-after commit. One store per database file per process; other processes (the CLI while the
+after commit, locally and to the other processes that have the file open (``notify.siblings``).
+One store per database file per process; other processes (the CLI while the
 daemon runs) may open the same file: SQLite's lock serialises them, and a lock held past
 ``busy_timeout`` surfaces as ``TemporaryStoreError``.
 """
@@ -15,6 +16,7 @@ from typing import Any
 
 from merpati.storage.delegating import OpsBackedStore
 from merpati.storage.notify.local import LocalChangeFeed
+from merpati.storage.notify.siblings import SiblingFeed
 from merpati.storage.sqlite import ops
 from merpati.storage.sqlite.workers import BUSY_TIMEOUT_MS, Readers, Writer
 
@@ -49,7 +51,9 @@ class SqliteStore(OpsBackedStore):
         folder = os.path.dirname(path)
         if folder:
             os.makedirs(folder, mode=0o700, exist_ok=True)
-        feed = LocalChangeFeed() if max_pending_changes is None else LocalChangeFeed(max_pending=max_pending_changes)
+        # Processes sharing this file (MX workers, the CLI) pass their changes on to each other.
+        feed = SiblingFeed(path + ".feed", **({} if max_pending_changes is None else {"max_pending": max_pending_changes}))
+        await feed.start()
         store = cls(
             path, readers=max(1, readers), parsed_type=parsed_type, feed=feed, busy_timeout_ms=busy_timeout_ms
         )
