@@ -112,14 +112,35 @@ def normalize_targets(targets: Iterable[str]) -> list[tuple[str, str]]:
     return [(t, k) for k, t in out.items()]
 
 
+# Longest mailbox name the store holds, in UTF-8 bytes (Dovecot's limit is near this too).
+MAX_MAILBOX_NAME_BYTES = 1024
+
+
 def normalize_mailbox_name(name: str) -> str:
     """INBOX is case-insensitive (and so is the INBOX/ prefix); other names are kept as given."""
     check_text(name, "mailbox name")
+    if len(name) > MAX_MAILBOX_NAME_BYTES or len(name.encode("utf-8")) > MAX_MAILBOX_NAME_BYTES:
+        raise InvalidInput(f"mailbox name longer than {MAX_MAILBOX_NAME_BYTES} bytes")
     if name.upper() == INBOX:
         return INBOX
     if name[:6].upper() == INBOX + "/":
         return INBOX + name[5:]
     return name
+
+
+def new_mailbox_name(name: str) -> str:
+    """A name for a mailbox to create or rename to: normalised, with no empty hierarchy level
+    ("/a", "a//b" and "a/" are InvalidInput: IMAP's trailing-delimiter CREATE is the caller's)."""
+    name = normalize_mailbox_name(name)
+    if any(part == "" for part in name.split("/")):
+        raise InvalidInput(f"mailbox name with an empty hierarchy level: {name!r}")
+    return name
+
+
+def superiors(name: str) -> list[str]:
+    """The superior names of ``name``, outermost first: "a/b/c" → ["a", "a/b"]."""
+    parts = name.split("/")
+    return ["/".join(parts[:i]) for i in range(1, len(parts))]
 
 
 def lookup_mailbox_name(name: str) -> str | None:
@@ -265,6 +286,20 @@ def clean_uids(uids: Iterable[int]) -> list[int]:
     return sorted(out)
 
 
+def clean_modseq(value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidInput(f"invalid MODSEQ {value!r}")
+    return min(value, 2**62)
+
+
+def clean_limit(value: int | None, what: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**62:
+        raise InvalidInput(f"invalid {what} {value!r}")
+    return value
+
+
 def default_parsed_type() -> Any:
     """merpati.mime.ParsedMessage, imported on first use (stores accept another via parsed_type)."""
     from merpati.mime import ParsedMessage  # type: ignore[attr-defined]
@@ -322,6 +357,29 @@ def prepare_deliveries(deliveries: Iterable[Any]) -> list[PreparedDelivery]:
                 internaldate_us=us,
                 internaldate_tz=tz,
                 envelope=envelope_to_text(getattr(d, "envelope", None)),
+            )
+        )
+    return out
+
+
+def prepare_appends(messages: Iterable[Any]) -> list[PreparedDelivery]:
+    """AppendMessages checked and converted like deliveries (account and mailbox come from the
+    target mailbox id inside the unit of work: account_id 0 and mailbox "" here)."""
+    out = []
+    for m in messages:
+        if not isinstance(m.data, (bytes, bytearray, memoryview)):
+            raise InvalidInput("AppendMessage.data must be bytes")
+        us, tz = dt_to_parts(m.internaldate)
+        out.append(
+            PreparedDelivery(
+                account_id=0,
+                mailbox="",
+                data=bytes(m.data),
+                parsed=parsed_to_text(m.parsed),
+                search=search_columns(m.parsed),
+                flags=normalize_flags(m.flags),
+                internaldate_us=us,
+                internaldate_tz=tz,
             )
         )
     return out

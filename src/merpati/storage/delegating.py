@@ -8,6 +8,7 @@ returns ``(result, changes)`` and publishes the changes after commit), plus ``_p
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from types import ModuleType
 from typing import Any
 
@@ -15,12 +16,14 @@ from merpati.storage import common
 from merpati.storage.models import (
     Account,
     Alias,
+    AppendMessage,
     Delivery,
     FlagMode,
     Mailbox,
     MailboxStatus,
     MessageEnvelope,
     MessageMeta,
+    QuotaUsage,
     SpecialUse,
 )
 
@@ -34,6 +37,15 @@ class OpsBackedStore:
 
     async def _write(self, fn: Any, *args: Any) -> Any:
         raise NotImplementedError
+
+    def _op(self, name: str) -> Any:
+        fn = getattr(self._ops, name, None)
+        if fn is None:
+            raise NotImplementedError(f"{type(self).__name__}.{name} is not implemented yet")
+        return fn
+
+    def _parse_cls(self) -> Any:
+        return self._parsed_type or common.default_parsed_type()
 
     # -- domains ----------------------------------------------------------------------------
     async def add_domain(self, name: str) -> None:
@@ -99,6 +111,19 @@ class OpsBackedStore:
     async def mailbox_status(self, mailbox_id: int) -> MailboxStatus:
         return await self._read(self._ops.mailbox_status, mailbox_id)  # type: ignore[no-any-return]
 
+    async def get_mailbox_by_id(self, mailbox_id: int) -> Mailbox | None:
+        return await self._read(self._op("get_mailbox_by_id"), mailbox_id)  # type: ignore[no-any-return]
+
+    # -- subscriptions ----------------------------------------------------------------------
+    async def subscribe(self, account_id: int, name: str) -> None:
+        await self._write(self._op("subscribe"), account_id, common.normalize_mailbox_name(name))
+
+    async def unsubscribe(self, account_id: int, name: str) -> None:
+        await self._write(self._op("unsubscribe"), account_id, common.lookup_mailbox_name(name))
+
+    async def list_subscriptions(self, account_id: int) -> list[str]:
+        return await self._read(self._op("list_subscriptions"), account_id)  # type: ignore[no-any-return]
+
     # -- messages ---------------------------------------------------------------------------
     async def deliver(self, deliveries: Sequence[Delivery]) -> list[MessageMeta]:
         prepared = common.prepare_deliveries(deliveries)  # on the loop, not in the unit of work
@@ -106,18 +131,66 @@ class OpsBackedStore:
             return []
         return await self._write(self._ops.deliver, prepared)  # type: ignore[no-any-return]
 
+    async def append(
+        self,
+        mailbox_id: int,
+        data: bytes,
+        parsed: Any,
+        *,
+        flags: frozenset[str] = frozenset(),
+        internaldate: datetime,
+    ) -> MessageMeta:
+        [meta] = await self.append_many(mailbox_id, [AppendMessage(data, parsed, internaldate, flags)])
+        return meta
+
+    async def append_many(self, mailbox_id: int, messages: Sequence[AppendMessage]) -> list[MessageMeta]:
+        prepared = common.prepare_appends(messages)  # on the loop, not in the unit of work
+        if not prepared:
+            return []
+        return await self._write(self._op("append"), mailbox_id, prepared)  # type: ignore[no-any-return]
+
     async def list_messages(
-        self, mailbox_id: int, *, uid_min: int = 1, uid_max: int | None = None
+        self,
+        mailbox_id: int,
+        *,
+        uid_min: int = 1,
+        uid_max: int | None = None,
+        changedsince: int | None = None,
     ) -> list[MessageMeta]:
-        return await self._read(self._ops.list_messages, mailbox_id, uid_min, uid_max)  # type: ignore[no-any-return]
+        if changedsince is None:
+            return await self._read(self._ops.list_messages, mailbox_id, uid_min, uid_max)  # type: ignore[no-any-return]
+        return await self._read(  # type: ignore[no-any-return]
+            self._op("list_messages_changed"), mailbox_id, uid_min, uid_max, common.clean_modseq(changedsince)
+        )
+
+    async def expunged_since(
+        self, mailbox_id: int, modseq: int, *, uid_min: int = 1, uid_max: int | None = None
+    ) -> list[int]:
+        return await self._read(  # type: ignore[no-any-return]
+            self._op("expunged_since"), mailbox_id, common.clean_modseq(modseq), uid_min, uid_max
+        )
+
+    async def read_messages(self, mailbox_id: int, uids: Sequence[int]) -> dict[int, bytes]:
+        clean = common.clean_uids(uids)
+        if not clean:
+            return {}
+        rows = await self._read(self._op("read_blobs"), mailbox_id, clean, "data")
+        return {uid: bytes(data) for uid, data in rows}
+
+    async def get_parsed_many(self, mailbox_id: int, uids: Sequence[int]) -> dict[int, Any]:
+        clean = common.clean_uids(uids)
+        if not clean:
+            return {}
+        rows = await self._read(self._op("read_blobs"), mailbox_id, clean, "parsed")
+        cls = self._parse_cls()
+        return {uid: cls.from_json(text) for uid, text in rows}
 
     async def read_message(self, mailbox_id: int, uid: int) -> bytes:
         return bytes(await self._read(self._ops.read_blob, mailbox_id, uid, "data"))
 
     async def get_parsed(self, mailbox_id: int, uid: int) -> Any:
         text = await self._read(self._ops.read_blob, mailbox_id, uid, "parsed")
-        cls = self._parsed_type or common.default_parsed_type()
-        return cls.from_json(text)
+        return self._parse_cls().from_json(text)
 
     async def get_envelope(self, mailbox_id: int, uid: int) -> MessageEnvelope | None:
         return common.envelope_from_text(await self._read(self._ops.read_blob, mailbox_id, uid, "envelope"))
@@ -131,3 +204,23 @@ class OpsBackedStore:
 
     async def expunge(self, mailbox_id: int, uids: Sequence[int]) -> list[int]:
         return await self._write(self._ops.expunge, mailbox_id, common.clean_uids(uids))  # type: ignore[no-any-return]
+
+    async def copy_messages(self, src_mailbox_id: int, uids: Sequence[int], dst_mailbox_id: int) -> list[tuple[int, int]]:
+        clean = common.clean_uids(uids)
+        return await self._write(self._op("copy_messages"), src_mailbox_id, clean, dst_mailbox_id, False)  # type: ignore[no-any-return]
+
+    async def move_messages(self, src_mailbox_id: int, uids: Sequence[int], dst_mailbox_id: int) -> list[tuple[int, int]]:
+        clean = common.clean_uids(uids)
+        return await self._write(self._op("copy_messages"), src_mailbox_id, clean, dst_mailbox_id, True)  # type: ignore[no-any-return]
+
+    async def lock_maildrop(self, account_id: int) -> Any:
+        raise NotImplementedError(f"{type(self).__name__}.lock_maildrop is not implemented yet")
+
+    # -- quota ------------------------------------------------------------------------------
+    async def get_quota(self, account_id: int) -> QuotaUsage:
+        return await self._read(self._op("get_quota"), account_id)  # type: ignore[no-any-return]
+
+    async def set_quota(self, account_id: int, *, bytes: int | None = None, messages: int | None = None) -> QuotaUsage:  # noqa: A002
+        limit_bytes = common.clean_limit(bytes, "storage limit")
+        limit_messages = common.clean_limit(messages, "message limit")
+        return await self._write(self._op("set_quota"), account_id, limit_bytes, limit_messages)  # type: ignore[no-any-return]

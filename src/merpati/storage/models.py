@@ -77,10 +77,49 @@ class Mailbox:
 
 @dataclass(frozen=True, slots=True)
 class MailboxStatus:
+    """What IMAP STATUS (RFC 9051 §6.3.11, RFC 8438 STATUS=SIZE, RFC 9208 DELETED) needs, from
+    one consistent snapshot: MESSAGES, UNSEEN, SIZE and DELETED here; UIDNEXT, UIDVALIDITY and
+    HIGHESTMODSEQ from ``mailbox`` (also as properties)."""
+
     mailbox: Mailbox
     messages: int
     unseen: int
     size: int  # sum of message sizes in octets
+    deleted: int = 0  # messages with the \Deleted flag
+
+    @property
+    def uidnext(self) -> int:
+        return self.mailbox.uidnext
+
+    @property
+    def uidvalidity(self) -> int:
+        return self.mailbox.uidvalidity
+
+    @property
+    def highestmodseq(self) -> int:
+        return self.mailbox.highestmodseq
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaUsage:
+    """One account's quota root (RFC 9208: resources STORAGE and MESSAGE).
+
+    ``storage_used_bytes`` is the exact sum of the sizes of every message in every mailbox of the
+    account (RFC 9208 counts STORAGE in units of 1024 octets: round up when answering
+    GETQUOTA); ``messages_used`` their number. A limit of 0 means "no limit". Both counters are
+    kept by the store in the same transaction as every change (no scans).
+    """
+
+    storage_used_bytes: int
+    storage_limit_bytes: int
+    messages_used: int
+    messages_limit: int
+
+    def would_exceed(self, add_bytes: int, add_messages: int = 1) -> bool:
+        """Whether adding that much would go over a limit (what the store refuses with OverQuota)."""
+        if self.storage_limit_bytes and self.storage_used_bytes + add_bytes > self.storage_limit_bytes:
+            return True
+        return bool(self.messages_limit) and self.messages_used + add_messages > self.messages_limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,3 +229,18 @@ class Delivery:
     mailbox: str = INBOX
     flags: frozenset[str] = field(default_factory=frozenset)
     envelope: MessageEnvelope | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AppendMessage:
+    """One message for ``MailStore.append_many`` (IMAP APPEND / MULTIAPPEND into a mailbox id).
+
+    ``data`` exactly as IMAP will serve it; ``parsed`` is ``merpati.mime.parse_message(data)``;
+    ``internaldate`` timezone-aware (APPEND's date-time, or now); ``flags`` as given by the
+    client (``\\Recent`` is dropped, system flags canonicalised).
+    """
+
+    data: bytes
+    parsed: ParsedMessage
+    internaldate: datetime
+    flags: frozenset[str] = field(default_factory=frozenset)
