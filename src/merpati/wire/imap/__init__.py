@@ -38,7 +38,10 @@ from merpati.wire.imap.commands import __all__ as _commands_all
 from merpati.wire.imap.events import *  # noqa: F403
 from merpati.wire.imap.events import __all__ as _events_all
 from merpati.wire.imap.limits import ImapLimits
+from merpati.wire.imap.mutf7 import MailboxNameError
+from merpati.wire.imap.pattern import match_mailbox_pattern
 from merpati.wire.imap.seqset import SequenceSet, SequenceSetError
+from merpati.wire.imap.server import ImapServer, ImapUsageError
 from merpati.wire.imap.states import ALLOWED, State
 
 __all__ = [
@@ -46,6 +49,10 @@ __all__ = [
     *_events_all,
     "ALLOWED",
     "ImapLimits",
+    "ImapServer",
+    "ImapUsageError",
+    "MailboxNameError",
+    "match_mailbox_pattern",
     "SequenceSet",
     "SequenceSetError",
     "State",

@@ -18,7 +18,7 @@ class ImapLimits:
 
     * ``max_line`` / ``max_line_prelogin``: one command line (up to CRLF, literal octets
       not counted) incl. CRLF; the whole command (all its lines) may be at most
-      ``max_command`` / ``max_line_prelogin`` octets of non-APPEND data, literals included.
+      ``max_command`` / ``max_command_prelogin`` octets of non-APPEND data, literals included.
     * ``max_literal`` / ``max_literal_prelogin``: any literal that is not APPEND message
       data (LOGIN arguments, mailbox names, search strings).
     * ``message_size``: APPEND message literals (advertised as ``APPENDLIMIT=``); over it
@@ -37,6 +37,7 @@ class ImapLimits:
     max_line: int = 65_536
     max_line_prelogin: int = 8_192
     max_command: int = 262_144
+    max_command_prelogin: int = 24_576
     max_literal: int = 65_536
     max_literal_prelogin: int = 8_192
     message_size: int = 52_428_800

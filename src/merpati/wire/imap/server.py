@@ -1,0 +1,616 @@
+"""The sans-IO IMAP server engine: bytes in, typed events out.
+
+Theory of operation
+-------------------
+The caller feeds bytes with ``receive_data`` / ``receive_eof`` and pulls events with
+``next_event``, which returns an event (``events.py``), ``NEED_DATA`` or ``PAUSED``.
+The engine writes only one kind of output itself: the ``+ Ready`` continuation for a
+synchronizing literal it accepts. Collect it with ``data_to_send()`` after every
+``next_event()`` (and after ``accept_literal()``) and write it in that order. Every
+other response is the session's, built with ``merpati.wire.imap.response``.
+
+Framing (this module) cuts the input into commands: a command is a line, or several
+lines joined by literals (``{n}``, ``{n+}``, ``~{n}`` at the very end of a line). Then
+``parser.py`` turns the framed text into a typed command. Lines end with CRLF (a bare
+LF is accepted as well; a bare CR is part of the line and a syntax error).
+
+Invariants
+----------
+* A line (one line of a command, of IDLE or of AUTHENTICATE) is never buffered beyond
+  its limit: past it the engine reports ``ProtocolError`` at once and drops input up
+  to the next LF. A whole command is bounded by ``max_command(_prelogin)``.
+* A literal size is looked at as digits first: more than ``max_literal_digits`` digits
+  is refused without converting to an integer. A literal over its limit gets no ``+``
+  continuation and allocates nothing. Synchronizing: ``ProtocolError`` (``NO [TOOBIG]``
+  for APPEND message data, ``BAD`` otherwise) and the engine reads the next command.
+  Non-synchronizing (its octets are already coming): ``ProtocolError(fatal=True)``;
+  that is also how ``{n+}`` over 4096 is refused under LITERAL- (RFC 7888 §5: "MUST
+  reject ... MAY close"; we close).
+* NUL is refused in command lines and in literals (``BAD``, Dovecot CVE-2019-11500),
+  except in a literal8 ``~{n}`` (BINARY / UTF8 APPEND data, RFC 3516 §4.4).
+* Limits: lines and literals are stricter before ``set_authenticated()``, and so is
+  the nesting depth (one open parenthesis, SECURITY-CASES IMAP-03).
+* STARTTLS / COMPRESS / IDLE / AUTHENTICATE pause the engine after their ``Command``
+  event, so bytes pipelined behind them are not interpreted before the session has
+  decided. ``start_tls()`` drops everything buffered (CVE-2011-0411, IMAP-01).
+* After an error inside a command the rest of the command is skipped: the rest of
+  the line, and any non-synchronizing literal that follows; a synchronizing literal the
+  engine has not acknowledged ends the command (the client got the tagged answer).
+"""
+
+from __future__ import annotations
+
+import binascii
+import enum
+import re
+
+from merpati.wire.imap import commands as c
+from merpati.wire.imap import response as R
+from merpati.wire.imap.events import (
+    NEED_DATA,
+    PAUSED,
+    AppendChunk,
+    AppendLiteral,
+    AuthCancel,
+    AuthResponse,
+    Command,
+    ConnectionClosed,
+    Event,
+    IdleDone,
+    ProtocolError,
+    Sentinel,
+)
+from merpati.wire.imap.limits import ImapLimits
+from merpati.wire.imap.parser import _HEAD, TAG_RE, ParseError, Parser, parse_command
+
+__all__ = ["ImapServer", "ImapUsageError"]
+
+_DEFAULT_LIMITS = ImapLimits()
+_LIT_TAIL = re.compile(rb"(~?)\{([0-9]+)(\+?)\}\Z")
+_BASE64 = re.compile(rb"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?\Z")
+_CONTINUE = b"+ Ready for literal data\r\n"
+
+
+class ImapUsageError(RuntimeError):
+    """The session called a method that does not fit the engine's state."""
+
+
+class _Mode(enum.Enum):
+    COMMAND = 1  # reading command lines
+    LITERAL = 2  # reading literal octets
+    SKIP_LINE = 3  # dropping input up to the next LF
+    IDLE = 4  # waiting for DONE
+    AUTH = 5  # waiting for a SASL response line
+    CLOSED = 6  # fatal error: input ignored
+
+    __hash__ = object.__hash__
+
+
+class _Pause(enum.Enum):
+    STARTTLS = 1
+    COMPRESS = 2
+    IDLE = 3
+    AUTH = 4
+    LITERAL = 5
+
+    __hash__ = object.__hash__
+
+
+_PAUSING = {c.StartTls: _Pause.STARTTLS, c.Compress: _Pause.COMPRESS, c.Idle: _Pause.IDLE,
+            c.Authenticate: _Pause.AUTH}
+
+
+class ImapServer:
+    """One IMAP connection's protocol state (server side). Not thread-safe.
+
+    Parameters
+    ----------
+    limits:
+        :class:`ImapLimits`.
+    literal_plus:
+        True: LITERAL+ (RFC 7888; non-synchronizing literals up to the normal limits).
+        False: LITERAL- (non-synchronizing literals of at most ``max_nonsync_literal``).
+    stream_append:
+        False (default): APPEND message octets are collected (at most ``message_size``
+        each) into ``AppendMessage.data``. True: they come as ``AppendChunk`` events and
+        ``AppendMessage.data`` is None.
+    authenticated:
+        Start with the post-login limits (PREAUTH connections).
+    utf8:
+        Start in UTF8=ACCEPT mode (see :meth:`enable_utf8`).
+
+    Session-facing methods: :meth:`receive_data`, :meth:`receive_eof`,
+    :meth:`next_event`, :meth:`data_to_send`, :meth:`set_authenticated`,
+    :meth:`enable_utf8`, and the pause resolvers :meth:`resume`, :meth:`start_tls`,
+    :meth:`start_compress`, :meth:`start_idle`, :meth:`continue_auth`,
+    :meth:`accept_literal`, :meth:`reject_literal`. :meth:`error_response` formats a
+    ``ProtocolError``.
+    """
+
+    def __init__(self, *, limits: ImapLimits = _DEFAULT_LIMITS, literal_plus: bool = True,
+                 stream_append: bool = False, authenticated: bool = False,
+                 utf8: bool = False) -> None:
+        self.limits = limits
+        self.literal_plus = literal_plus
+        self.stream_append = stream_append
+        self._authenticated = authenticated
+        self._utf8 = utf8
+        self._buf = bytearray()
+        self._start = 0
+        self._eof = False
+        self._out: list[bytes] = []
+        self._mode = _Mode.COMMAND
+        self._after_skip = _Mode.COMMAND
+        self._pause: _Pause | None = None
+        self._pending: list[Event] = []
+        self._special_tag = ""  # IDLE / AUTHENTICATE tag
+        self._reset_command()
+
+    # -- command accumulation --------------------------------------------------------------
+    def _reset_command(self) -> None:
+        self._parts: list[bytes] = []
+        self._lits: list[bytes | None] = []
+        self._lit_ends: list[int] = []
+        self._text_len = 0
+        self._total = 0
+        self._tag: str | None = None
+        self._is_append = False
+        self._append_mailbox: str | None = None
+        self._append_count = 0
+        self._continuing = False  # a literal was read: the next line continues the command
+        self._discard = False  # an error was reported: drop the rest of this command
+        self._lit_left = 0
+        self._lit_chunks: list[bytes] = []
+        self._lit_binary = False
+        self._lit_message = False
+        self._lit_sync = False
+        self._lit_size = 0
+
+    @property
+    def in_command(self) -> bool:
+        """True while a command has been started but not completed."""
+        return bool(self._parts) or self._continuing or self._mode is _Mode.LITERAL
+
+    @property
+    def closed(self) -> bool:
+        """True after a fatal ProtocolError: input is ignored, close the connection."""
+        return self._mode is _Mode.CLOSED
+
+    @property
+    def authenticated(self) -> bool:
+        return self._authenticated
+
+    @property
+    def utf8(self) -> bool:
+        return self._utf8
+
+    # -- input -------------------------------------------------------------------------------
+    def receive_data(self, data: bytes) -> None:
+        """Append bytes from the client. Feed only after ``NEED_DATA`` to stay bounded."""
+        if self._mode is _Mode.CLOSED or not data:
+            return
+        if self._eof:
+            raise ImapUsageError("receive_data after receive_eof")
+        if self._start and self._start >= len(self._buf) // 2:
+            del self._buf[:self._start]
+            self._start = 0
+        self._buf += data
+
+    def receive_eof(self) -> None:
+        """The client closed its side: ``next_event`` ends with ``ConnectionClosed``."""
+        self._eof = True
+
+    def data_to_send(self) -> bytes:
+        """The engine's own output (``+`` continuations) since the last call."""
+        if not self._out:
+            return b""
+        out = b"".join(self._out)
+        self._out.clear()
+        return out
+
+    # -- session switches ---------------------------------------------------------------------
+    def set_authenticated(self, value: bool = True) -> None:
+        """Switch to the post-login limits (after LOGIN/AUTHENTICATE succeeded)."""
+        self._authenticated = value
+
+    def enable_utf8(self, value: bool = True) -> None:
+        """UTF8=ACCEPT (RFC 6855 §3): mailbox names are raw UTF-8 from now on."""
+        self._utf8 = value
+
+    @property
+    def paused(self) -> bool:
+        return self._pause is not None
+
+    def resume(self) -> None:
+        """End a pause by refusing or finishing: STARTTLS/COMPRESS/IDLE refused,
+        AUTHENTICATE finished (tagged answer written). Not for AppendLiteral."""
+        if self._pause is None or self._pause is _Pause.LITERAL:
+            raise ImapUsageError("resume() without a pausing command")
+        self._pause = None
+        if self._mode is _Mode.AUTH:
+            self._mode = _Mode.COMMAND
+
+    def start_tls(self) -> None:
+        """STARTTLS accepted (tagged OK written): drop every byte buffered after the
+        STARTTLS line (RFC 3501 §6.2.1, CVE-2011-0411) and go on reading command lines.
+        Call it before the TLS handshake; feed only decrypted bytes afterwards."""
+        if self._pause is not _Pause.STARTTLS:
+            raise ImapUsageError("start_tls() without a pending STARTTLS")
+        self._buf = bytearray()
+        self._start = 0
+        self._reset_command()
+        self._pause = None
+
+    def start_compress(self) -> bytes:
+        """COMPRESS accepted (tagged OK written, uncompressed). Returns the bytes already
+        buffered after the COMPRESS line — they are compressed: the net layer puts them
+        through its inflater first and feeds the result back with ``receive_data``."""
+        if self._pause is not _Pause.COMPRESS:
+            raise ImapUsageError("start_compress() without a pending COMPRESS")
+        rest = bytes(self._buf[self._start:])
+        self._buf = bytearray()
+        self._start = 0
+        self._pause = None
+        return rest
+
+    def start_idle(self) -> None:
+        """IDLE accepted (``+ idling`` written): only ``DONE`` is valid from now on."""
+        if self._pause is not _Pause.IDLE:
+            raise ImapUsageError("start_idle() without a pending IDLE")
+        self._pause = None
+        self._mode = _Mode.IDLE
+
+    def continue_auth(self) -> None:
+        """A ``+ challenge`` was written: the next line is the client's SASL response."""
+        if self._pause is not _Pause.AUTH:
+            raise ImapUsageError("continue_auth() without a pending AUTHENTICATE")
+        self._pause = None
+        self._mode = _Mode.AUTH
+
+    def accept_literal(self) -> None:
+        """Answer to ``AppendLiteral``: read the message (queues ``+`` if synchronizing)."""
+        if self._pause is not _Pause.LITERAL:
+            raise ImapUsageError("accept_literal() without a pending AppendLiteral")
+        self._pause = None
+        if self._lit_sync:
+            self._out.append(_CONTINUE)
+        self._mode = _Mode.LITERAL
+
+    def reject_literal(self) -> None:
+        """Answer to ``AppendLiteral`` after writing a tagged NO: skip the message octets
+        (if non-synchronizing) and the rest of the command."""
+        if self._pause is not _Pause.LITERAL:
+            raise ImapUsageError("reject_literal() without a pending AppendLiteral")
+        self._pause = None
+        if self._lit_sync:
+            self._reset_command()
+            self._mode = _Mode.COMMAND
+        else:
+            self._discard = True
+            self._mode = _Mode.LITERAL
+
+    @staticmethod
+    def error_response(ev: ProtocolError) -> bytes:
+        """The answer to a ``ProtocolError``: ``tag BAD|NO [code] text`` (``*`` untagged
+        when the tag is unknown)."""
+        if ev.tag is None:
+            return R.untagged_status(ev.status, ev.text, ev.code)
+        return R.tagged(ev.tag, ev.status, ev.text, ev.code)
+
+    # -- events -------------------------------------------------------------------------------
+    def _line_limit(self) -> int:
+        if self._mode is _Mode.AUTH:
+            return self.limits.max_auth_line
+        return self.limits.max_line if self._authenticated else self.limits.max_line_prelogin
+
+    def next_event(self) -> Event | Sentinel:
+        """The next event, ``NEED_DATA`` or ``PAUSED``."""
+        while True:
+            if self._pending:
+                return self._pending.pop(0)
+            if self._pause is not None:
+                return PAUSED
+            mode = self._mode
+            if mode is _Mode.LITERAL:
+                ev = self._read_literal()
+                if ev is None:
+                    continue
+                return ev
+            if mode is _Mode.CLOSED:
+                return NEED_DATA
+            buf = self._buf
+            start = self._start
+            lf = buf.find(b"\n", start)
+            if mode is _Mode.SKIP_LINE:
+                if lf < 0:
+                    del buf[:]
+                    self._start = 0
+                    return self._need_data()
+                self._start = lf + 1
+                self._mode = self._after_skip
+                continue
+            limit = self._line_limit()
+            if lf < 0:
+                if len(buf) - start >= limit:
+                    self._too_long()
+                    continue
+                return self._need_data()
+            end = lf - 1 if lf > start and buf[lf - 1] == 0x0D else lf
+            if end - start + 2 > limit:
+                self._start = lf + 1
+                self._too_long(skipped=True)
+                continue
+            line = bytes(buf[start:end])
+            self._start = lf + 1
+            if mode is _Mode.COMMAND:
+                ev = self._command_line(line)
+            elif mode is _Mode.IDLE:
+                ev = self._idle_line(line)
+            else:
+                ev = self._auth_line(line)
+            if ev is not None:
+                return ev
+
+    def _need_data(self) -> Event | Sentinel:
+        if self._eof:
+            return ConnectionClosed(self.in_command)
+        return NEED_DATA
+
+    # -- errors ---------------------------------------------------------------------------
+    def _error(self, text: str, *, status: str = "BAD", code: str | None = None,
+               fatal: bool = False, tag: str | None = None) -> ProtocolError:
+        ev = ProtocolError(tag if tag is not None else self._tag, text, status, code, fatal)
+        if fatal:
+            self._mode = _Mode.CLOSED
+            self._buf = bytearray()
+            self._start = 0
+            self._reset_command()
+        return ev
+
+    def _too_long(self, *, skipped: bool = False) -> None:
+        """The current line is over its limit: report, and drop it up to its LF."""
+        buf = self._buf
+        mode = self._mode
+        if mode is _Mode.COMMAND:
+            first = buf[self._start:self._start + 256] if not skipped else b""
+            tag = self._tag
+            if tag is None and not self._parts and not self._continuing:
+                m = TAG_RE.match(first) if first else None
+                tag = m.group().decode("ascii") if m and first[m.end():m.end() + 1] == b" " else None
+            ev = ProtocolError(tag, "Command line too long")
+            self._reset_command()
+            after = _Mode.COMMAND
+        elif mode is _Mode.IDLE:
+            ev = ProtocolError(self._special_tag, "Expected DONE")
+            after = _Mode.COMMAND
+        else:  # AUTH
+            ev = ProtocolError(self._special_tag, "SASL response too long")
+            after = _Mode.COMMAND
+        self._pending.append(ev)
+        if not skipped:
+            del buf[:]
+            self._start = 0
+            self._mode = _Mode.SKIP_LINE
+            self._after_skip = after
+        else:
+            self._mode = after
+
+    def _fail_line(self, text: str, lit: re.Match[bytes] | None, *, status: str = "BAD",
+                   code: str | None = None) -> Event:
+        """An error found on a command line: skip the rest of the command."""
+        ev = self._error(text, status=status, code=code)
+        self._skip_after_line(lit)
+        return ev
+
+    def _skip_after_line(self, lit: re.Match[bytes] | None) -> None:
+        if lit is not None and lit.group(3):  # non-synchronizing: its octets are coming
+            digits = lit.group(2)
+            if len(digits) > self.limits.max_literal_digits or int(digits) > self._skip_bound():
+                self._pending.append(self._error("Literal too large", fatal=True))
+                return
+            self._discard = True
+            self._lit_left = int(digits)
+            self._lit_chunks = []
+            self._lit_message = False
+            self._mode = _Mode.LITERAL
+            return
+        self._reset_command()
+
+    def _skip_bound(self) -> int:
+        if not self._authenticated:
+            return self.limits.max_literal_prelogin
+        return max(self.limits.message_size, self.limits.max_literal)
+
+    # -- command lines --------------------------------------------------------------------------
+    def _command_line(self, line: bytes) -> Event | None:
+        first = not self._parts and not self._continuing
+        if first and not line:
+            return None  # stray empty line between commands: ignored
+        lit = _LIT_TAIL.search(line) if line.endswith(b"}") else None
+        if first:
+            m = TAG_RE.match(line)
+            self._tag = m.group().decode("ascii") if m and line[m.end():m.end() + 1] == b" " else None
+            if lit is not None and self._tag is not None:
+                hm = _HEAD.match(line)
+                self._is_append = bool(hm) and hm.group(2).upper() == b"APPEND"
+        if self._discard:
+            self._continuing = False
+            self._skip_after_line(lit)
+            return None
+        if b"\x00" in line:
+            return self._fail_line("NULs not allowed in commands", lit)
+        self._total += len(line) + 2
+        max_command = self.limits.max_command if self._authenticated else self.limits.max_command_prelogin
+        if self._total > max_command:
+            return self._fail_line("Command too long", lit)
+        self._parts.append(line)
+        self._text_len += len(line)
+        self._continuing = False
+        if lit is None:
+            return self._complete()
+        return self._literal_header(lit)
+
+    def _complete(self) -> Event:
+        text = self._parts[0] if len(self._parts) == 1 else b"".join(self._parts)
+        p = Parser(text, self._lits, self._lit_ends, limits=self.limits,
+                   max_depth=self.limits.max_depth if self._authenticated else self.limits.max_depth_prelogin,
+                   utf8=self._utf8)
+        tag = self._tag
+        try:
+            tag, cmd = parse_command(p)
+        except ParseError as exc:
+            self._reset_command()
+            return ProtocolError(tag, exc.text, exc.status, exc.code)
+        except RecursionError:  # cannot happen with sane limits; never crash
+            self._reset_command()
+            return ProtocolError(tag, "Command too complex")
+        self._reset_command()
+        pause = _PAUSING.get(type(cmd))
+        if pause is not None:
+            self._pause = pause
+            self._special_tag = tag
+        return Command(tag, cmd)
+
+    def _literal_header(self, lit: re.Match[bytes]) -> Event | None:
+        binary = bool(lit.group(1))
+        digits = lit.group(2)
+        sync = not lit.group(3)
+        lim = self.limits
+        message = self._is_append and self._append_mailbox_done()
+        if len(digits) > lim.max_literal_digits:
+            size = -1
+        else:
+            size = int(digits)
+        if not sync and not self.literal_plus and (size < 0 or size > lim.max_nonsync_literal):
+            return self._error("Non-synchronizing literal size too large", fatal=True)
+        if message:
+            limit = lim.message_size
+        else:
+            limit = lim.max_literal if self._authenticated else lim.max_literal_prelogin
+        if size < 0 or size > limit:
+            if not sync:
+                if message:
+                    return self._error("Message too large", status="NO", code="TOOBIG", fatal=True)
+                return self._error("Literal too large", fatal=True)
+            self._parts.pop()
+            ev = self._error("Message too large" if message else "Literal too large",
+                             status="NO" if message else "BAD", code="TOOBIG" if message else None)
+            self._reset_command()
+            return ev
+        if binary and not message:
+            self._parts.pop()
+            return self._fail_line("literal8 is only allowed for APPEND data", lit)
+        self._lit_ends.append(self._text_len)
+        self._lit_left = size
+        self._lit_chunks = []
+        self._lit_binary = binary
+        self._lit_message = message
+        self._lit_sync = sync
+        self._lit_size = size
+        if not message:
+            if sync:
+                self._out.append(_CONTINUE)
+            self._mode = _Mode.LITERAL
+            return None
+        if self._append_count >= lim.max_append_messages:
+            self._parts.pop()
+            return self._fail_line("Too many messages in APPEND", lit)
+        if self._append_mailbox is None:
+            try:
+                self._append_mailbox = self._parse_append_mailbox()
+            except ParseError as exc:
+                self._parts.pop()
+                return self._fail_line(exc.text, lit, status=exc.status, code=exc.code)
+        index = self._append_count
+        self._append_count += 1
+        self._pause = _Pause.LITERAL
+        assert self._tag is not None
+        return AppendLiteral(self._tag, self._append_mailbox, index, size, sync, binary)
+
+    def _append_mailbox_done(self) -> bool:
+        """Whether the literal at the end of the current line is message data (not the
+        mailbox name): the mailbox is the first argument after APPEND."""
+        if self._lits:
+            return True
+        m = _HEAD.match(self._parts[0])
+        if m is None:
+            return True
+        rest = self._parts[0][m.end():]
+        return not (rest.startswith(b" {") or rest.startswith(b" ~{"))
+
+    def _parse_append_mailbox(self) -> str:
+        text = b"".join(self._parts)
+        p = Parser(text, self._lits, self._lit_ends, limits=self.limits, max_depth=1,
+                   utf8=self._utf8)
+        m = _HEAD.match(text)
+        if m is None:
+            raise ParseError("Syntax error: expected tag and command")
+        p.pos = m.end()
+        p.sp()
+        return p.mailbox()
+
+    # -- literal octets ----------------------------------------------------------------------
+    def _read_literal(self) -> Event | Sentinel | None:
+        left = self._lit_left
+        if left:
+            buf = self._buf
+            start = self._start
+            avail = len(buf) - start
+            if avail <= 0:
+                return self._need_data()
+            take = left if left < avail else avail
+            chunk = bytes(buf[start:start + take])
+            self._start = start + take
+            self._lit_left = left = left - take
+            if not self._discard:
+                if not self._lit_binary and b"\x00" in chunk:
+                    return self._literal_nul()
+                if self._lit_message and self.stream_append:
+                    if not left:
+                        self._finish_literal(None)
+                    return AppendChunk(chunk)
+                self._lit_chunks.append(chunk)
+            if left:
+                return None
+        if self._discard:
+            self._mode = _Mode.COMMAND
+            self._continuing = True
+            return None
+        if self._lit_message and self.stream_append:
+            self._finish_literal(None)
+            return None
+        chunks = self._lit_chunks
+        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        self._lit_chunks = []
+        self._finish_literal(data)
+        return None
+
+    def _finish_literal(self, data: bytes | None) -> None:
+        self._lits.append(data)
+        self._total += 0 if self._lit_message else self._lit_size
+        self._mode = _Mode.COMMAND
+        self._continuing = True
+
+    def _literal_nul(self) -> Event:
+        ev = self._error("NULs not allowed in literals")
+        self._discard = True
+        self._lit_chunks = []
+        return ev
+
+    # -- IDLE and AUTHENTICATE lines --------------------------------------------------------
+    def _idle_line(self, line: bytes) -> Event:
+        self._mode = _Mode.COMMAND
+        if line.upper() == b"DONE":
+            return IdleDone(self._special_tag)
+        return ProtocolError(self._special_tag, "Expected DONE")
+
+    def _auth_line(self, line: bytes) -> Event:
+        tag = self._special_tag
+        if line == b"*":
+            self._mode = _Mode.COMMAND
+            return AuthCancel(tag)
+        if not _BASE64.match(line):
+            self._mode = _Mode.COMMAND
+            return ProtocolError(tag, "Invalid base64 in SASL response")
+        self._pause = _Pause.AUTH
+        return AuthResponse(tag, binascii.a2b_base64(line) if line else b"")
