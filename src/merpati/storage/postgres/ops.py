@@ -2,8 +2,9 @@
 
 Write functions return ``(result, changes)``; the store runs each in one transaction and
 queues its changes with ``pg_notify`` in that same transaction. Lock order, everywhere:
-counters row → mailbox rows (ascending id) → message rows, so concurrent writers never
-deadlock on each other. Every statement is parameterised.
+account rows (ascending id) → counters row → mailbox rows (ascending id) → message rows, so
+concurrent writers never deadlock on each other (see ``rows``). Message units of work live in
+``messages``; this module re-exports them, so it is the store's one namespace of units of work. Every statement is parameterised.
 """
 
 from __future__ import annotations
@@ -13,47 +14,38 @@ from typing import Any
 
 from merpati.storage import common
 from merpati.storage.api import AlreadyExists, InvalidInput, NotFound
-from merpati.storage.changes import Change, Expunged, FlagsChanged, MailboxChanged, MessageAdded
+from merpati.storage.changes import Change, MailboxChanged, payload_name
 from merpati.storage.models import (
     DEFAULT_SPECIAL_MAILBOXES,
     INBOX,
     Account,
     Alias,
-    FlagMode,
     Mailbox,
     MailboxStatus,
-    MessageMeta,
+    QuotaUsage,
     SpecialUse,
 )
-
-Conn = Any  # asyncpg.Connection
-Result = tuple[Any, list[Change]]
-
-_MAILBOX_COLS = "id, account_id, name, uidvalidity, uidnext, highestmodseq, special_use, subscribed"
-_MESSAGE_COLS = "id, mailbox_id, uid, modseq, flags, internaldate_us, internaldate_tz, savedate_us, size"
-_ACCOUNT_COLS = "id, address, password_hash, quota_bytes, quota_messages"
-
-
-class Retry(Exception):
-    """A concurrent change invalidated what this transaction read; run it again."""
-
-
-def _account(r: Any) -> Account:
-    return Account(id=r[0], address=r[1], password_hash=r[2], quota_bytes=r[3], quota_messages=r[4])
-
-
-def _mailbox(r: Any) -> Mailbox:
-    return Mailbox(
-        id=r[0], account_id=r[1], name=r[2], uidvalidity=r[3], uidnext=r[4], highestmodseq=r[5],
-        special_use=SpecialUse(r[6]) if r[6] else None, subscribed=bool(r[7]),
-    )
-
-
-def _meta(r: Any) -> MessageMeta:
-    return MessageMeta(
-        id=r[0], mailbox_id=r[1], uid=r[2], modseq=r[3], flags=frozenset(r[4]),
-        internaldate=common.parts_to_dt(r[5], r[6]), savedate=common.parts_to_dt(r[7], 0), size=r[8],
-    )
+from merpati.storage.postgres import messages
+from merpati.storage.postgres.messages import (  # noqa: F401  (the store's namespace of units of work)
+    append,
+    copy_messages,
+    deliver,
+    expunge,
+    expunged_since,
+    list_messages,
+    list_messages_changed,
+    read_blob,
+    read_blobs,
+    store_flags,
+)
+from merpati.storage.postgres.rows import ACCOUNT_COLS as _ACCOUNT_COLS
+from merpati.storage.postgres.rows import MAILBOX_COLS as _MAILBOX_COLS
+from merpati.storage.postgres.rows import Conn, Result, Retry, charge, count_of, lock_accounts
+from merpati.storage.postgres.rows import account as _account
+from merpati.storage.postgres.rows import insert_mailbox as _insert_mailbox
+from merpati.storage.postgres.rows import mailbox as _mailbox
+from merpati.storage.postgres.rows import mailbox_by_id as _mailbox_by_id
+from merpati.storage.postgres.rows import mailbox_by_name as _mailbox_by_name
 
 
 # -- domains ----------------------------------------------------------------------------------
@@ -112,9 +104,9 @@ async def create_account(conn: Conn, address: str, password_hash: str) -> Result
     )
     if row is None:
         raise AlreadyExists(f"account {stored} exists")
-    await _insert_mailbox(conn, row[0], INBOX, None)
+    await _insert_mailbox(conn, row[0], INBOX, None, new_account=True)
     for name, use in DEFAULT_SPECIAL_MAILBOXES:
-        await _insert_mailbox(conn, row[0], name, use)
+        await _insert_mailbox(conn, row[0], name, use, new_account=True)
     return _account(row), []
 
 
@@ -237,40 +229,6 @@ async def list_aliases(conn: Conn, domain: str | None) -> list[Alias]:
 # -- mailboxes --------------------------------------------------------------------------------
 
 
-async def _insert_mailbox(conn: Conn, account_id: int, name: str, use: SpecialUse | None) -> Mailbox:
-    uidvalidity = await conn.fetchval(
-        "UPDATE counters SET value = GREATEST(value + 1, $1) WHERE name = 'uidvalidity' RETURNING value",
-        common.uidvalidity_floor(),
-    )
-    row = await conn.fetchrow(
-        "INSERT INTO mailboxes (account_id, name, uidvalidity, special_use) VALUES ($1, $2, $3, $4) "
-        f"ON CONFLICT (account_id, name) DO NOTHING RETURNING {_MAILBOX_COLS}",
-        account_id, name, uidvalidity, use.value if use else None,
-    )
-    if row is None:
-        raise AlreadyExists(f"mailbox {name!r} exists")
-    return _mailbox(row)
-
-
-async def _mailbox_by_name(conn: Conn, account_id: int, name: str) -> Mailbox | None:
-    norm = common.lookup_mailbox_name(name)
-    if norm is None:
-        return None
-    row = await conn.fetchrow(
-        f"SELECT {_MAILBOX_COLS} FROM mailboxes WHERE account_id = $1 AND name = $2", account_id, norm
-    )
-    return _mailbox(row) if row else None
-
-
-async def _mailbox_by_id(conn: Conn, mailbox_id: int, *, lock: bool = False) -> Mailbox:
-    row = await conn.fetchrow(
-        f"SELECT {_MAILBOX_COLS} FROM mailboxes WHERE id = $1" + (" FOR UPDATE" if lock else ""), mailbox_id
-    )
-    if row is None:
-        raise NotFound(f"no mailbox {mailbox_id}")
-    return _mailbox(row)
-
-
 async def list_mailboxes(conn: Conn, account_id: int) -> list[Mailbox]:
     rows = await conn.fetch(
         f"SELECT {_MAILBOX_COLS} FROM mailboxes WHERE account_id = $1 "
@@ -284,200 +242,199 @@ async def get_mailbox(conn: Conn, account_id: int, name: str) -> Mailbox | None:
     return await _mailbox_by_name(conn, account_id, name)
 
 
+async def get_mailbox_by_id(conn: Conn, mailbox_id: int) -> Mailbox | None:
+    row = await conn.fetchrow(f"SELECT {_MAILBOX_COLS} FROM mailboxes WHERE id = $1", mailbox_id)
+    return _mailbox(row) if row else None
+
+
+async def _create_superiors(conn: Conn, account_id: int, name: str) -> list[Change]:
+    changes: list[Change] = []
+    for sup in common.superiors(name):
+        if await _mailbox_by_name(conn, account_id, sup) is None:
+            mb = await _insert_mailbox(conn, account_id, sup, None)
+            changes.append(MailboxChanged(account_id, mb.id, "created", payload_name(sup)))
+    return changes
+
+
 async def create_mailbox(conn: Conn, account_id: int, name: str, special_use: SpecialUse | None) -> Result:
-    name = common.normalize_mailbox_name(name)
+    name = common.new_mailbox_name(name)
     if special_use is not None:
         special_use = SpecialUse(special_use)
     if await conn.fetchval("SELECT 1 FROM accounts WHERE id = $1 FOR SHARE", account_id) is None:
         raise NotFound(f"no account {account_id}")
+    if await _mailbox_by_name(conn, account_id, name) is not None:
+        raise AlreadyExists(f"mailbox {name!r} exists")
+    changes = await _create_superiors(conn, account_id, name)
     mb = await _insert_mailbox(conn, account_id, name, special_use)
-    return mb, [MailboxChanged(account_id, mb.id, "created")]
+    return mb, changes + [MailboxChanged(account_id, mb.id, "created", payload_name(name))]
 
 
 async def delete_mailbox(conn: Conn, account_id: int, name: str) -> Result:
+    """Delete one mailbox and its messages; inferiors stay (see MailStore.delete_mailbox)."""
     mb = await _mailbox_by_name(conn, account_id, name)
     if mb is None:
         raise NotFound(f"no mailbox {name!r}")
     if mb.name == INBOX:
         raise InvalidInput("INBOX cannot be deleted")
-    await conn.execute("DELETE FROM mailboxes WHERE id = $1", mb.id)
-    return None, [MailboxChanged(account_id, mb.id, "deleted")]
+    await lock_accounts(conn, [account_id])
+    if await conn.fetchval("SELECT 1 FROM mailboxes WHERE id = $1 FOR UPDATE", mb.id) is None:
+        raise Retry()
+    size, count = await conn.fetchrow(
+        "SELECT coalesce(sum(size), 0), count(*) FROM messages WHERE mailbox_id = $1", mb.id
+    )
+    await charge(conn, {account_id: (-int(size), -count)})
+    if mb.subscribed:  # RFC 9051 §6.3.7: the subscription outlives the mailbox
+        await conn.execute(
+            "INSERT INTO subscriptions (account_id, name) VALUES ($1, $2) ON CONFLICT DO NOTHING", account_id, mb.name
+        )
+    await conn.execute("DELETE FROM mailboxes WHERE id = $1", mb.id)  # cascades: messages, blobs, expunged
+    return None, [MailboxChanged(account_id, mb.id, "deleted", payload_name(mb.name))]
 
 
 async def rename_mailbox(conn: Conn, account_id: int, old: str, new: str) -> Result:
+    """RENAME (RFC 9051 §6.3.6); see MailStore.rename_mailbox for the rules."""
     mb = await _mailbox_by_name(conn, account_id, old)
     if mb is None:
         raise NotFound(f"no mailbox {old!r}")
-    new = common.normalize_mailbox_name(new)
-    if mb.name == INBOX:
-        raise InvalidInput("renaming INBOX is not supported")
+    new = common.new_mailbox_name(new)
     if new == mb.name:
         return mb, []
-    if new.startswith(mb.name + "/"):
-        raise InvalidInput("a mailbox cannot be moved under itself")
     if await _mailbox_by_name(conn, account_id, new) is not None:
         raise AlreadyExists(f"mailbox {new!r} exists")
+    if mb.name == INBOX:
+        return await _rename_inbox(conn, mb, new)
+    if new.startswith(mb.name + "/"):
+        raise InvalidInput("a mailbox cannot be moved under itself")
     prefix = mb.name + "/"
-    children = await conn.fetch(
-        "SELECT id, name FROM mailboxes WHERE account_id = $1 AND substr(name, 1, $2) = $3 ORDER BY id",
-        account_id, len(prefix), prefix,
+    rows = await conn.fetch(
+        "SELECT id, name FROM mailboxes WHERE account_id = $1 AND (id = $2 OR substr(name, 1, $3) = $4) "
+        "ORDER BY id FOR UPDATE",
+        account_id, mb.id, len(prefix), prefix,
     )
-    await conn.execute("UPDATE mailboxes SET name = $1 WHERE id = $2", new, mb.id)
-    changes: list[Change] = [MailboxChanged(account_id, mb.id, "renamed")]
-    for child_id, child_name in children:
-        child_new = new + "/" + child_name[len(prefix):]
-        if await _mailbox_by_name(conn, account_id, child_new) is not None:
-            raise AlreadyExists(f"mailbox {child_new!r} exists")
-        await conn.execute("UPDATE mailboxes SET name = $1 WHERE id = $2", child_new, child_id)
-        changes.append(MailboxChanged(account_id, child_id, "renamed"))
+    renamed = [(r[0], r[1], new if r[0] == mb.id else new + "/" + r[1][len(prefix):]) for r in rows]
+    if mb.id not in [r[0] for r in rows]:
+        raise Retry()
+    for _id, _old, target in renamed:
+        common.normalize_mailbox_name(target)  # still within the length limit
+        if _id != mb.id and await _mailbox_by_name(conn, account_id, target) is not None:
+            raise AlreadyExists(f"mailbox {target!r} exists")
+    # Two steps, so that no intermediate name collides with one not renamed yet ("\x01" cannot
+    # start a stored name: control characters are refused).
+    await conn.executemany("UPDATE mailboxes SET name = $1 WHERE id = $2", [(f"\x01{i}", i) for i, _o, _t in renamed])
+    await conn.executemany("UPDATE mailboxes SET name = $1 WHERE id = $2", [(t, i) for i, _o, t in renamed])
+    await _rename_subscriptions(conn, account_id, mb.name, new)
+    changes = await _create_superiors(conn, account_id, new)
+    changes += [MailboxChanged(account_id, i, "renamed", payload_name(t)) for i, _o, t in renamed]
     return await _mailbox_by_id(conn, mb.id), changes
+
+
+async def _rename_subscriptions(conn: Conn, account_id: int, old: str, new: str) -> None:
+    """Subscribed names without a mailbox under ``old/`` follow the rename; a renamed mailbox
+    landing on such a name takes the subscription over (the invariant of migration 0003)."""
+    prefix = old + "/"
+    await conn.execute(
+        "WITH gone AS (DELETE FROM subscriptions WHERE account_id = $1 AND substr(name, 1, $2) = $3 RETURNING name) "
+        "INSERT INTO subscriptions (account_id, name) SELECT $1, $4 || substr(name, $5) FROM gone "
+        "ON CONFLICT DO NOTHING",
+        account_id, len(prefix), prefix, new, len(old) + 1,
+    )
+    await conn.execute(
+        "WITH taken AS (DELETE FROM subscriptions s USING mailboxes m WHERE s.account_id = $1 "
+        "AND m.account_id = $1 AND m.name = s.name RETURNING m.id) "
+        "UPDATE mailboxes SET subscribed = true WHERE id IN (SELECT id FROM taken)",
+        account_id,
+    )
+
+
+async def _rename_inbox(conn: Conn, inbox: Mailbox, new: str) -> Result:
+    """INBOX → new: a new mailbox receives every INBOX message (new UIDs); INBOX stays, empty."""
+    changes = await _create_superiors(conn, inbox.account_id, new)
+    target = await _insert_mailbox(conn, inbox.account_id, new, None)
+    changes.append(MailboxChanged(inbox.account_id, target.id, "created", payload_name(new)))
+    uids = [r[0] for r in await conn.fetch("SELECT uid FROM messages WHERE mailbox_id = $1 ORDER BY uid", inbox.id)]
+    if uids:
+        _pairs, moved = await messages.copy_messages(conn, inbox.id, uids, target.id, True)
+        changes += moved
+    return await _mailbox_by_id(conn, target.id), changes
 
 
 async def mailbox_status(conn: Conn, mailbox_id: int) -> MailboxStatus:
     mb = await _mailbox_by_id(conn, mailbox_id)
     row = await conn.fetchrow(
-        "SELECT count(*), count(*) FILTER (WHERE NOT seen), coalesce(sum(size), 0) FROM messages WHERE mailbox_id = $1",
+        "SELECT count(*), count(*) FILTER (WHERE NOT seen), coalesce(sum(size), 0), count(*) FILTER (WHERE deleted) "
+        "FROM messages WHERE mailbox_id = $1",
         mailbox_id,
     )
-    return MailboxStatus(mailbox=mb, messages=row[0], unseen=row[1], size=int(row[2]))
+    return MailboxStatus(mailbox=mb, messages=row[0], unseen=row[1], size=int(row[2]), deleted=row[3])
 
 
-# -- messages ---------------------------------------------------------------------------------
+# -- subscriptions ----------------------------------------------------------------------------
 
 
-async def _delivery_target(conn: Conn, account_id: int, name: str) -> Mailbox | None:
-    """The named mailbox of the account, or its INBOX when there is no such mailbox."""
-    norm = common.lookup_mailbox_name(name) or INBOX
-    row = await conn.fetchrow(
-        f"SELECT {_MAILBOX_COLS} FROM mailboxes WHERE account_id = $1 AND name IN ($2, 'INBOX') "
-        "ORDER BY name = 'INBOX' LIMIT 1",
-        account_id, norm,
+async def _mailbox_id_of(conn: Conn, account_id: int, name: str) -> int:
+    mailbox_id = await conn.fetchval("SELECT id FROM mailboxes WHERE account_id = $1 AND name = $2", account_id, name)
+    return int(mailbox_id) if mailbox_id else 0
+
+
+async def subscribe(conn: Conn, account_id: int, name: str) -> Result:
+    if await conn.fetchval("SELECT 1 FROM accounts WHERE id = $1 FOR SHARE", account_id) is None:
+        raise NotFound(f"no account {account_id}")
+    mailbox_id = await _mailbox_id_of(conn, account_id, name)
+    if mailbox_id:
+        status = await conn.execute(
+            "UPDATE mailboxes SET subscribed = true WHERE id = $1 AND NOT subscribed", mailbox_id
+        )
+    else:
+        status = await conn.execute(
+            "INSERT INTO subscriptions (account_id, name) VALUES ($1, $2) ON CONFLICT DO NOTHING", account_id, name
+        )
+    if count_of(status) == 0:
+        return None, []
+    return None, [MailboxChanged(account_id, mailbox_id, "subscribed", payload_name(name))]
+
+
+async def unsubscribe(conn: Conn, account_id: int, name: str | None) -> Result:
+    if name is None:
+        raise NotFound("not subscribed")
+    mailbox_id = await _mailbox_id_of(conn, account_id, name)
+    changed = count_of(
+        await conn.execute("UPDATE mailboxes SET subscribed = false WHERE id = $1 AND subscribed", mailbox_id)
     )
-    return _mailbox(row) if row else None
+    changed += count_of(
+        await conn.execute("DELETE FROM subscriptions WHERE account_id = $1 AND name = $2", account_id, name)
+    )
+    if not changed:
+        raise NotFound(f"{name!r} is not subscribed")
+    return None, [MailboxChanged(account_id, mailbox_id, "unsubscribed", payload_name(name))]
 
 
-async def deliver(conn: Conn, rows: list[common.PreparedDelivery]) -> Result:
-    # Resolve each target (missing mailbox → INBOX); several mailboxes are locked in id order
-    # first (one is locked by its UPDATE below), so concurrent batches cannot deadlock.
-    targets: list[Mailbox] = []
-    resolved: dict[tuple[int, str], Mailbox] = {}
-    for d in rows:
-        mb = resolved.get((d.account_id, d.mailbox))
-        if mb is None:
-            mb = await _delivery_target(conn, d.account_id, d.mailbox)
-            if mb is None:
-                raise NotFound(f"no account {d.account_id}")
-            resolved[(d.account_id, d.mailbox)] = mb
-        targets.append(mb)
-    ids = sorted({mb.id for mb in targets})
-    if len(ids) > 1:
-        locked = await conn.fetch("SELECT id FROM mailboxes WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE", ids)
-        if len(locked) != len(ids):
-            raise Retry()  # a mailbox vanished meanwhile: resolve again
-    savedate_us, _ = common.now_parts()
-    metas: list[MessageMeta] = []
-    changes: list[Change] = []
-    for d, mb in zip(rows, targets, strict=True):
-        row = await conn.fetchrow(
-            "UPDATE mailboxes SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1 "
-            "WHERE id = $1 RETURNING uidnext - 1, highestmodseq",
-            mb.id,
-        )
-        if row is None:
-            raise Retry()  # deleted since we resolved it
-        uid, modseq = row
-        msg_id = await conn.fetchval(
-            "WITH m AS (INSERT INTO messages (mailbox_id, uid, modseq, flags, seen, internaldate_us, "
-            "internaldate_tz, savedate_us, size, subject, message_id, from_addr, date_hdr, preview) "
-            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id) "
-            "INSERT INTO message_blobs (message_id, data, parsed, envelope) SELECT id, $15, $16, $17 FROM m "
-            "RETURNING message_id",
-            mb.id, uid, modseq, common.flags_sorted(d.flags), common.SEEN in d.flags,
-            d.internaldate_us, d.internaldate_tz, savedate_us, len(d.data), *d.search, d.data, d.parsed,
-            d.envelope,
-        )
-        metas.append(
-            MessageMeta(
-                id=msg_id, mailbox_id=mb.id, uid=uid, modseq=modseq, flags=d.flags,
-                internaldate=common.parts_to_dt(d.internaldate_us, d.internaldate_tz),
-                savedate=common.parts_to_dt(savedate_us, 0), size=len(d.data),
-            )
-        )
-        changes.append(MessageAdded(d.account_id, mb.id, uid, modseq))
-    return metas, changes
-
-
-async def list_messages(conn: Conn, mailbox_id: int, uid_min: int, uid_max: int | None) -> list[MessageMeta]:
-    await _mailbox_by_id(conn, mailbox_id)
+async def list_subscriptions(conn: Conn, account_id: int) -> list[str]:
     rows = await conn.fetch(
-        f"SELECT {_MESSAGE_COLS} FROM messages WHERE mailbox_id = $1 AND uid >= $2 AND uid <= $3 ORDER BY uid",
-        mailbox_id, uid_min, uid_max if uid_max is not None else 2**62,
+        "SELECT name FROM (SELECT name FROM mailboxes WHERE account_id = $1 AND subscribed "
+        "UNION SELECT name FROM subscriptions WHERE account_id = $1) s ORDER BY name <> 'INBOX', name COLLATE \"C\"",
+        account_id,
     )
-    return [_meta(r) for r in rows]
+    return [r[0] for r in rows]
 
 
-async def read_blob(conn: Conn, mailbox_id: int, uid: int, column: str) -> Any:
-    """One column of a message's blob row ("data", "parsed" or "envelope"); NotFound if no message."""
-    assert column in ("data", "parsed", "envelope")
+# -- quota ------------------------------------------------------------------------------------
+
+
+async def get_quota(conn: Conn, account_id: int) -> QuotaUsage:
     row = await conn.fetchrow(
-        f"SELECT b.{column} FROM messages m JOIN message_blobs b ON b.message_id = m.id "
-        "WHERE m.mailbox_id = $1 AND m.uid = $2",
-        mailbox_id, uid,
+        "SELECT used_bytes, quota_bytes, used_messages, quota_messages FROM accounts WHERE id = $1", account_id
     )
     if row is None:
-        raise NotFound(f"no message {uid} in mailbox {mailbox_id}")
-    return row[0]
+        raise NotFound(f"no account {account_id}")
+    return QuotaUsage(*(int(v) for v in row))
 
 
-async def store_flags(conn: Conn, mailbox_id: int, uids: list[int], flags: frozenset[str], mode: FlagMode) -> Result:
-    mb = await _mailbox_by_id(conn, mailbox_id, lock=True)
-    rows = await conn.fetch(
-        f"SELECT {_MESSAGE_COLS} FROM messages WHERE mailbox_id = $1 AND uid = ANY($2::bigint[]) ORDER BY uid",
-        mailbox_id, uids,
+async def set_quota(conn: Conn, account_id: int, limit_bytes: int | None, limit_messages: int | None) -> Result:
+    row = await conn.fetchrow(
+        "UPDATE accounts SET quota_bytes = coalesce($1, quota_bytes), quota_messages = coalesce($2, quota_messages) "
+        "WHERE id = $3 RETURNING used_bytes, quota_bytes, used_messages, quota_messages",
+        limit_bytes, limit_messages, account_id,
     )
-    changed = []
-    for m in map(_meta, rows):
-        new = common.apply_flags(m.flags, flags, mode)
-        if new != m.flags:
-            changed.append((m, new))
-    if not changed:
-        return [], []
-    modseq = await conn.fetchval(
-        "UPDATE mailboxes SET highestmodseq = highestmodseq + 1 WHERE id = $1 RETURNING highestmodseq", mailbox_id
-    )
-    await conn.executemany(
-        "UPDATE messages SET flags = $1, seen = $2, modseq = $3 WHERE id = $4",
-        [(common.flags_sorted(f), common.SEEN in f, modseq, m.id) for m, f in changed],
-    )
-    out = [
-        MessageMeta(
-            id=m.id, mailbox_id=m.mailbox_id, uid=m.uid, modseq=modseq, flags=f,
-            internaldate=m.internaldate, savedate=m.savedate, size=m.size,
-        )
-        for m, f in changed
-    ]
-    events: list[Change] = [
-        FlagsChanged(mb.account_id, mailbox_id, part, modseq) for part in common.split_uids([m.uid for m in out])
-    ]
-    return out, events
-
-
-async def expunge(conn: Conn, mailbox_id: int, uids: list[int]) -> Result:
-    mb = await _mailbox_by_id(conn, mailbox_id, lock=True)
-    removed = sorted(
-        r[0]
-        for r in await conn.fetch(
-            "DELETE FROM messages WHERE mailbox_id = $1 AND uid = ANY($2::bigint[]) RETURNING uid", mailbox_id, uids
-        )
-    )
-    if not removed:
-        return [], []
-    modseq = await conn.fetchval(
-        "UPDATE mailboxes SET highestmodseq = highestmodseq + 1 WHERE id = $1 RETURNING highestmodseq", mailbox_id
-    )
-    await conn.execute(
-        "INSERT INTO expunged (mailbox_id, uid, modseq) SELECT $1, u, $3 FROM unnest($2::bigint[]) AS u "
-        "ON CONFLICT (mailbox_id, uid) DO UPDATE SET modseq = EXCLUDED.modseq",
-        mailbox_id, removed, modseq,
-    )
-    return removed, [Expunged(mb.account_id, mailbox_id, part, modseq) for part in common.split_uids(removed)]
+    if row is None:
+        raise NotFound(f"no account {account_id}")
+    return QuotaUsage(*(int(v) for v in row)), []

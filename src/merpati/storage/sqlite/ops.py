@@ -7,62 +7,43 @@ parameterised; no caller text is ever formatted into SQL.
 
 from __future__ import annotations
 
-import json
-import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
 from merpati.storage import common
 from merpati.storage.api import AlreadyExists, InvalidInput, NotFound
-from merpati.storage.changes import Change, Expunged, FlagsChanged, MailboxChanged, MessageAdded
+from merpati.storage.changes import Change, MailboxChanged, payload_name
 from merpati.storage.models import (
     DEFAULT_SPECIAL_MAILBOXES,
     INBOX,
     Account,
     Alias,
-    FlagMode,
     Mailbox,
     MailboxStatus,
-    MessageMeta,
+    QuotaUsage,
     SpecialUse,
 )
-
-Conn = sqlite3.Connection
-Result = tuple[Any, list[Change]]
-
-_MAILBOX_COLS = "id, account_id, name, uidvalidity, uidnext, highestmodseq, special_use, subscribed"
-_MESSAGE_COLS = "id, mailbox_id, uid, modseq, flags, internaldate_us, internaldate_tz, savedate_us, size"
-_ACCOUNT_COLS = "id, address, password_hash, quota_bytes, quota_messages"
-
-
-def _account(row: Any) -> Account:
-    return Account(id=row[0], address=row[1], password_hash=row[2], quota_bytes=row[3], quota_messages=row[4])
-
-
-def _mailbox(row: Any) -> Mailbox:
-    return Mailbox(
-        id=row[0],
-        account_id=row[1],
-        name=row[2],
-        uidvalidity=row[3],
-        uidnext=row[4],
-        highestmodseq=row[5],
-        special_use=SpecialUse(row[6]) if row[6] else None,
-        subscribed=bool(row[7]),
-    )
-
-
-def _meta(row: Any) -> MessageMeta:
-    return MessageMeta(
-        id=row[0],
-        mailbox_id=row[1],
-        uid=row[2],
-        modseq=row[3],
-        flags=frozenset(json.loads(row[4])),
-        internaldate=common.parts_to_dt(row[5], row[6]),
-        savedate=common.parts_to_dt(row[7], 0),
-        size=row[8],
-    )
+from merpati.storage.sqlite import messages
+from merpati.storage.sqlite.messages import (  # noqa: F401  (the store's namespace of units of work)
+    append,
+    copy_messages,
+    deliver,
+    expunge,
+    expunged_since,
+    list_messages,
+    list_messages_changed,
+    read_blob,
+    read_blobs,
+    store_flags,
+)
+from merpati.storage.sqlite.rows import ACCOUNT_COLS as _ACCOUNT_COLS
+from merpati.storage.sqlite.rows import MAILBOX_COLS as _MAILBOX_COLS
+from merpati.storage.sqlite.rows import Conn, Result, charge
+from merpati.storage.sqlite.rows import account as _account
+from merpati.storage.sqlite.rows import insert_mailbox as _insert_mailbox
+from merpati.storage.sqlite.rows import mailbox as _mailbox
+from merpati.storage.sqlite.rows import mailbox_by_id as _mailbox_by_id
+from merpati.storage.sqlite.rows import mailbox_by_name as _mailbox_by_name
 
 
 # -- domains ----------------------------------------------------------------------------------
@@ -122,9 +103,9 @@ def create_account(conn: Conn, address: str, password_hash: str) -> Result:
         (domain_id, stored, key, password_hash),
     )
     account_id = int(cur.lastrowid or 0)
-    _insert_mailbox(conn, account_id, INBOX, None)
+    _insert_mailbox(conn, account_id, INBOX, None, new_account=True)
     for name, use in DEFAULT_SPECIAL_MAILBOXES:
-        _insert_mailbox(conn, account_id, name, use)
+        _insert_mailbox(conn, account_id, name, use, new_account=True)
     row = conn.execute(f"SELECT {_ACCOUNT_COLS} FROM accounts WHERE id = ?", (account_id,)).fetchone()
     return _account(row), []
 
@@ -258,40 +239,6 @@ def list_aliases(conn: Conn, domain: str | None) -> list[Alias]:
 # -- mailboxes --------------------------------------------------------------------------------
 
 
-def _next_uidvalidity(conn: Conn) -> int:
-    row = conn.execute(
-        "UPDATE counters SET value = max(value + 1, ?) WHERE name = 'uidvalidity' RETURNING value",
-        (common.uidvalidity_floor(),),
-    ).fetchone()
-    return int(row[0])
-
-
-def _insert_mailbox(conn: Conn, account_id: int, name: str, use: SpecialUse | None) -> Mailbox:
-    cur = conn.execute(
-        "INSERT INTO mailboxes (account_id, name, uidvalidity, special_use) VALUES (?, ?, ?, ?) "
-        f"RETURNING {_MAILBOX_COLS}",
-        (account_id, name, _next_uidvalidity(conn), use.value if use else None),
-    )
-    return _mailbox(cur.fetchone())
-
-
-def _mailbox_by_name(conn: Conn, account_id: int, name: str) -> Mailbox | None:
-    norm = common.lookup_mailbox_name(name)
-    if norm is None:
-        return None
-    row = conn.execute(
-        f"SELECT {_MAILBOX_COLS} FROM mailboxes WHERE account_id = ? AND name = ?", (account_id, norm)
-    ).fetchone()
-    return _mailbox(row) if row else None
-
-
-def _mailbox_by_id(conn: Conn, mailbox_id: int) -> Mailbox:
-    row = conn.execute(f"SELECT {_MAILBOX_COLS} FROM mailboxes WHERE id = ?", (mailbox_id,)).fetchone()
-    if row is None:
-        raise NotFound(f"no mailbox {mailbox_id}")
-    return _mailbox(row)
-
-
 def list_mailboxes(conn: Conn, account_id: int) -> list[Mailbox]:
     rows = conn.execute(
         f"SELECT {_MAILBOX_COLS} FROM mailboxes WHERE account_id = ? ORDER BY name <> 'INBOX', name",
@@ -304,196 +251,196 @@ def get_mailbox(conn: Conn, account_id: int, name: str) -> Mailbox | None:
     return _mailbox_by_name(conn, account_id, name)
 
 
+def get_mailbox_by_id(conn: Conn, mailbox_id: int) -> Mailbox | None:
+    row = conn.execute(f"SELECT {_MAILBOX_COLS} FROM mailboxes WHERE id = ?", (mailbox_id,)).fetchone()
+    return _mailbox(row) if row else None
+
+
+def _create_superiors(conn: Conn, account_id: int, name: str) -> list[Change]:
+    changes: list[Change] = []
+    for sup in common.superiors(name):
+        if _mailbox_by_name(conn, account_id, sup) is None:
+            mb = _insert_mailbox(conn, account_id, sup, None)
+            changes.append(MailboxChanged(account_id, mb.id, "created", payload_name(sup)))
+    return changes
+
+
 def create_mailbox(conn: Conn, account_id: int, name: str, special_use: SpecialUse | None) -> Result:
-    name = common.normalize_mailbox_name(name)
+    name = common.new_mailbox_name(name)
     if special_use is not None:
         special_use = SpecialUse(special_use)
     if not conn.execute("SELECT 1 FROM accounts WHERE id = ?", (account_id,)).fetchone():
         raise NotFound(f"no account {account_id}")
     if _mailbox_by_name(conn, account_id, name) is not None:
         raise AlreadyExists(f"mailbox {name!r} exists")
+    changes = _create_superiors(conn, account_id, name)
     mb = _insert_mailbox(conn, account_id, name, special_use)
-    return mb, [MailboxChanged(account_id, mb.id, "created")]
+    return mb, changes + [MailboxChanged(account_id, mb.id, "created", payload_name(name))]
 
 
 def delete_mailbox(conn: Conn, account_id: int, name: str) -> Result:
+    """Delete one mailbox and its messages; inferiors stay (see MailStore.delete_mailbox)."""
     mb = _mailbox_by_name(conn, account_id, name)
     if mb is None:
         raise NotFound(f"no mailbox {name!r}")
     if mb.name == INBOX:
         raise InvalidInput("INBOX cannot be deleted")
-    conn.execute("DELETE FROM mailboxes WHERE id = ?", (mb.id,))
-    return None, [MailboxChanged(account_id, mb.id, "deleted")]
+    size, count = conn.execute(
+        "SELECT coalesce(sum(size), 0), count(*) FROM messages WHERE mailbox_id = ?", (mb.id,)
+    ).fetchone()
+    charge(conn, {account_id: (-size, -count)})
+    if mb.subscribed:  # RFC 9051 §6.3.7: the subscription outlives the mailbox
+        conn.execute("INSERT OR IGNORE INTO subscriptions (account_id, name) VALUES (?, ?)", (account_id, mb.name))
+    conn.execute("DELETE FROM mailboxes WHERE id = ?", (mb.id,))  # cascades: messages, blobs, expunged
+    return None, [MailboxChanged(account_id, mb.id, "deleted", payload_name(mb.name))]
 
 
 def rename_mailbox(conn: Conn, account_id: int, old: str, new: str) -> Result:
-    """Rename a mailbox and its children ("a" → "b" renames "a/x" → "b/x"); UIDVALIDITY is kept."""
+    """RENAME (RFC 9051 §6.3.6); see MailStore.rename_mailbox for the rules."""
     mb = _mailbox_by_name(conn, account_id, old)
     if mb is None:
         raise NotFound(f"no mailbox {old!r}")
-    new = common.normalize_mailbox_name(new)
-    if mb.name == INBOX:
-        raise InvalidInput("renaming INBOX is not supported")
+    new = common.new_mailbox_name(new)
     if new == mb.name:
         return mb, []
-    if new.startswith(mb.name + "/"):
-        raise InvalidInput("a mailbox cannot be moved under itself")
     if _mailbox_by_name(conn, account_id, new) is not None:
         raise AlreadyExists(f"mailbox {new!r} exists")
+    if mb.name == INBOX:
+        return _rename_inbox(conn, mb, new)
+    if new.startswith(mb.name + "/"):
+        raise InvalidInput("a mailbox cannot be moved under itself")
     prefix = mb.name + "/"
-    children = conn.execute(
-        "SELECT id, name FROM mailboxes WHERE account_id = ? AND substr(name, 1, ?) = ?",
+    renamed = [(mb.id, mb.name, new)] + [
+        (cid, cname, new + "/" + cname[len(prefix):])
+        for cid, cname in conn.execute(
+            "SELECT id, name FROM mailboxes WHERE account_id = ? AND substr(name, 1, ?) = ? ORDER BY id",
+            (account_id, len(prefix), prefix),
+        ).fetchall()
+    ]
+    for _id, _old, target in renamed[1:]:
+        common.normalize_mailbox_name(target)  # still within the length limit
+        if _mailbox_by_name(conn, account_id, target) is not None:
+            raise AlreadyExists(f"mailbox {target!r} exists")
+    # Two steps, so that no intermediate name collides with one not renamed yet ("\x01" cannot
+    # start a stored name: control characters are refused).
+    conn.executemany("UPDATE mailboxes SET name = ? WHERE id = ?", [(f"\x01{i}", i) for i, _o, _t in renamed])
+    conn.executemany("UPDATE mailboxes SET name = ? WHERE id = ?", [(t, i) for i, _o, t in renamed])
+    _rename_subscriptions(conn, account_id, mb.name, new)
+    changes = _create_superiors(conn, account_id, new)
+    changes += [MailboxChanged(account_id, i, "renamed", payload_name(t)) for i, _o, t in renamed]
+    return _mailbox_by_id(conn, mb.id), changes
+
+
+def _rename_subscriptions(conn: Conn, account_id: int, old: str, new: str) -> None:
+    """Subscribed names without a mailbox under ``old/`` follow the rename; a renamed mailbox
+    landing on such a name takes the subscription over (the invariant of migration 0003)."""
+    prefix = old + "/"
+    subs = conn.execute(
+        "DELETE FROM subscriptions WHERE account_id = ? AND substr(name, 1, ?) = ? RETURNING name",
         (account_id, len(prefix), prefix),
     ).fetchall()
-    changes: list[Change] = [MailboxChanged(account_id, mb.id, "renamed")]
-    conn.execute("UPDATE mailboxes SET name = ? WHERE id = ?", (new, mb.id))
-    for child_id, child_name in children:
-        child_new = new + "/" + child_name[len(prefix):]
-        if _mailbox_by_name(conn, account_id, child_new) is not None:
-            raise AlreadyExists(f"mailbox {child_new!r} exists")
-        conn.execute("UPDATE mailboxes SET name = ? WHERE id = ?", (child_new, child_id))
-        changes.append(MailboxChanged(account_id, child_id, "renamed"))
-    return _mailbox_by_id(conn, mb.id), changes
+    for (name,) in subs:
+        conn.execute(
+            "INSERT OR IGNORE INTO subscriptions (account_id, name) VALUES (?, ?)", (account_id, new + name[len(old):])
+        )
+    conn.execute(
+        "UPDATE mailboxes SET subscribed = 1 WHERE account_id = ? AND name IN "
+        "(SELECT name FROM subscriptions WHERE account_id = ?)",
+        (account_id, account_id),
+    )
+    conn.execute(
+        "DELETE FROM subscriptions WHERE account_id = ? AND name IN (SELECT name FROM mailboxes WHERE account_id = ?)",
+        (account_id, account_id),
+    )
+
+
+def _rename_inbox(conn: Conn, inbox: Mailbox, new: str) -> Result:
+    """INBOX → new: a new mailbox receives every INBOX message (new UIDs); INBOX stays, empty."""
+    changes = _create_superiors(conn, inbox.account_id, new)
+    target = _insert_mailbox(conn, inbox.account_id, new, None)
+    changes.append(MailboxChanged(inbox.account_id, target.id, "created", payload_name(new)))
+    uids = [r[0] for r in conn.execute("SELECT uid FROM messages WHERE mailbox_id = ? ORDER BY uid", (inbox.id,))]
+    if uids:
+        _pairs, moved = messages.copy_messages(conn, inbox.id, uids, target.id, True)
+        changes += moved
+    return _mailbox_by_id(conn, target.id), changes
 
 
 def mailbox_status(conn: Conn, mailbox_id: int) -> MailboxStatus:
     mb = _mailbox_by_id(conn, mailbox_id)
-    count, unseen, size = conn.execute(
-        "SELECT count(*), coalesce(sum(1 - seen), 0), coalesce(sum(size), 0) FROM messages WHERE mailbox_id = ?",
+    count, unseen, size, deleted = conn.execute(
+        "SELECT count(*), coalesce(sum(1 - seen), 0), coalesce(sum(size), 0), coalesce(sum(deleted), 0) "
+        "FROM messages WHERE mailbox_id = ?",
         (mailbox_id,),
     ).fetchone()
-    return MailboxStatus(mailbox=mb, messages=count, unseen=unseen, size=size)
+    return MailboxStatus(mailbox=mb, messages=count, unseen=unseen, size=size, deleted=deleted)
 
 
-# -- messages ---------------------------------------------------------------------------------
+# -- subscriptions ----------------------------------------------------------------------------
 
 
-def deliver(conn: Conn, rows: list[common.PreparedDelivery]) -> Result:
-    """File every prepared delivery; any error undoes the whole call (the job's SAVEPOINT)."""
-    metas: list[MessageMeta] = []
-    changes: list[Change] = []
-    savedate_us, _ = common.now_parts()
-    resolved: dict[tuple[int, str], Mailbox] = {}
-    for d in rows:
-        mb = resolved.get((d.account_id, d.mailbox))
-        if mb is None:
-            mb = _mailbox_by_name(conn, d.account_id, d.mailbox) or _mailbox_by_name(conn, d.account_id, INBOX)
-            if mb is None:
-                raise NotFound(f"no account {d.account_id}")
-            resolved[(d.account_id, d.mailbox)] = mb
-        uid, modseq = conn.execute(
-            "UPDATE mailboxes SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1 "
-            "WHERE id = ? RETURNING uidnext - 1, highestmodseq",
-            (mb.id,),
-        ).fetchone()
-        cur = conn.execute(
-            "INSERT INTO messages (mailbox_id, uid, modseq, flags, seen, internaldate_us, internaldate_tz, "
-            "savedate_us, size, subject, message_id, from_addr, date_hdr, preview) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                mb.id, uid, modseq, json.dumps(common.flags_sorted(d.flags)), common.SEEN in d.flags,
-                d.internaldate_us, d.internaldate_tz, savedate_us, len(d.data), *d.search,
-            ),
-        )
-        msg_id = int(cur.lastrowid or 0)
-        conn.execute(
-            "INSERT INTO message_blobs (message_id, data, parsed, envelope) VALUES (?, ?, ?, ?)",
-            (msg_id, d.data, d.parsed, d.envelope),
-        )
-        metas.append(
-            MessageMeta(
-                id=msg_id, mailbox_id=mb.id, uid=uid, modseq=modseq, flags=d.flags,
-                internaldate=common.parts_to_dt(d.internaldate_us, d.internaldate_tz),
-                savedate=common.parts_to_dt(savedate_us, 0), size=len(d.data),
-            )
-        )
-        changes.append(MessageAdded(d.account_id, mb.id, uid, modseq))
-    return metas, changes
+def _require_account(conn: Conn, account_id: int) -> None:
+    if not conn.execute("SELECT 1 FROM accounts WHERE id = ?", (account_id,)).fetchone():
+        raise NotFound(f"no account {account_id}")
 
 
-def list_messages(conn: Conn, mailbox_id: int, uid_min: int, uid_max: int | None) -> list[MessageMeta]:
-    _mailbox_by_id(conn, mailbox_id)
+def _mailbox_id_of(conn: Conn, account_id: int, name: str) -> int:
+    row = conn.execute("SELECT id FROM mailboxes WHERE account_id = ? AND name = ?", (account_id, name)).fetchone()
+    return int(row[0]) if row else 0
+
+
+def subscribe(conn: Conn, account_id: int, name: str) -> Result:
+    _require_account(conn, account_id)
+    mailbox_id = _mailbox_id_of(conn, account_id, name)
+    if mailbox_id:
+        cur = conn.execute("UPDATE mailboxes SET subscribed = 1 WHERE id = ? AND subscribed = 0", (mailbox_id,))
+    else:
+        cur = conn.execute("INSERT OR IGNORE INTO subscriptions (account_id, name) VALUES (?, ?)", (account_id, name))
+    if cur.rowcount == 0:
+        return None, []
+    return None, [MailboxChanged(account_id, mailbox_id, "subscribed", payload_name(name))]
+
+
+def unsubscribe(conn: Conn, account_id: int, name: str | None) -> Result:
+    if name is None:
+        raise NotFound("not subscribed")
+    mailbox_id = _mailbox_id_of(conn, account_id, name)
+    changed = conn.execute(
+        "UPDATE mailboxes SET subscribed = 0 WHERE id = ? AND subscribed <> 0", (mailbox_id,)
+    ).rowcount
+    changed += conn.execute("DELETE FROM subscriptions WHERE account_id = ? AND name = ?", (account_id, name)).rowcount
+    if not changed:
+        raise NotFound(f"{name!r} is not subscribed")
+    return None, [MailboxChanged(account_id, mailbox_id, "unsubscribed", payload_name(name))]
+
+
+def list_subscriptions(conn: Conn, account_id: int) -> list[str]:
     rows = conn.execute(
-        f"SELECT {_MESSAGE_COLS} FROM messages WHERE mailbox_id = ? AND uid >= ? AND uid <= ? ORDER BY uid",
-        (mailbox_id, uid_min, uid_max if uid_max is not None else 2**62),
+        "SELECT name FROM mailboxes WHERE account_id = ? AND subscribed <> 0 "
+        "UNION SELECT name FROM subscriptions WHERE account_id = ? ORDER BY name <> 'INBOX', name",
+        (account_id, account_id),
     )
-    return [_meta(r) for r in rows]
+    return [r[0] for r in rows]
 
 
-def read_blob(conn: Conn, mailbox_id: int, uid: int, column: str) -> Any:
-    """One column of a message's blob row ("data", "parsed" or "envelope"); NotFound if no message."""
-    assert column in ("data", "parsed", "envelope")
+# -- quota ------------------------------------------------------------------------------------
+
+
+def get_quota(conn: Conn, account_id: int) -> QuotaUsage:
     row = conn.execute(
-        f"SELECT b.{column} FROM messages m JOIN message_blobs b ON b.message_id = m.id "
-        "WHERE m.mailbox_id = ? AND m.uid = ?",
-        (mailbox_id, uid),
+        "SELECT used_bytes, quota_bytes, used_messages, quota_messages FROM accounts WHERE id = ?", (account_id,)
     ).fetchone()
     if row is None:
-        raise NotFound(f"no message {uid} in mailbox {mailbox_id}")
-    return row[0]
+        raise NotFound(f"no account {account_id}")
+    return QuotaUsage(*row)
 
 
-def store_flags(conn: Conn, mailbox_id: int, uids: list[int], flags: frozenset[str], mode: FlagMode) -> Result:
-    mb = _mailbox_by_id(conn, mailbox_id)
-    changed: list[tuple[int, frozenset[str]]] = []
-    rows: list[Any] = []
-    for chunk in _chunks(uids):
-        rows += conn.execute(
-            f"SELECT {_MESSAGE_COLS} FROM messages WHERE mailbox_id = ? AND uid IN ({','.join('?' * len(chunk))})",
-            (mailbox_id, *chunk),
-        ).fetchall()
-    metas = sorted((_meta(r) for r in rows), key=lambda m: m.uid)
-    for m in metas:
-        new = common.apply_flags(m.flags, flags, mode)
-        if new != m.flags:
-            changed.append((m.id, new))
-    if not changed:
-        return [], []
-    modseq = conn.execute(
-        "UPDATE mailboxes SET highestmodseq = highestmodseq + 1 WHERE id = ? RETURNING highestmodseq", (mailbox_id,)
-    ).fetchone()[0]
-    conn.executemany(
-        "UPDATE messages SET flags = ?, seen = ?, modseq = ? WHERE id = ?",
-        [(json.dumps(common.flags_sorted(f)), common.SEEN in f, modseq, mid) for mid, f in changed],
-    )
-    new_by_id = dict(changed)
-    out = [
-        MessageMeta(
-            id=m.id, mailbox_id=m.mailbox_id, uid=m.uid, modseq=modseq, flags=new_by_id[m.id],
-            internaldate=m.internaldate, savedate=m.savedate, size=m.size,
-        )
-        for m in metas
-        if m.id in new_by_id
-    ]
-    events: list[Change] = [
-        FlagsChanged(mb.account_id, mailbox_id, part, modseq) for part in common.split_uids([m.uid for m in out])
-    ]
-    return out, events
-
-
-def expunge(conn: Conn, mailbox_id: int, uids: list[int]) -> Result:
-    mb = _mailbox_by_id(conn, mailbox_id)
-    removed: list[int] = []
-    for chunk in _chunks(uids):
-        removed += [
-            r[0]
-            for r in conn.execute(
-                f"DELETE FROM messages WHERE mailbox_id = ? AND uid IN ({','.join('?' * len(chunk))}) RETURNING uid",
-                (mailbox_id, *chunk),
-            )
-        ]
-    if not removed:
-        return [], []
-    removed.sort()
-    modseq = conn.execute(
-        "UPDATE mailboxes SET highestmodseq = highestmodseq + 1 WHERE id = ? RETURNING highestmodseq", (mailbox_id,)
-    ).fetchone()[0]
-    conn.executemany(
-        "INSERT OR REPLACE INTO expunged (mailbox_id, uid, modseq) VALUES (?, ?, ?)",
-        [(mailbox_id, u, modseq) for u in removed],
-    )
-    return removed, [Expunged(mb.account_id, mailbox_id, part, modseq) for part in common.split_uids(removed)]
-
-
-def _chunks(uids: list[int], size: int = 500) -> list[list[int]]:
-    return [uids[i : i + size] for i in range(0, len(uids), size)]
+def set_quota(conn: Conn, account_id: int, limit_bytes: int | None, limit_messages: int | None) -> Result:
+    row = conn.execute(
+        "UPDATE accounts SET quota_bytes = coalesce(?, quota_bytes), quota_messages = coalesce(?, quota_messages) "
+        "WHERE id = ? RETURNING used_bytes, quota_bytes, used_messages, quota_messages",
+        (limit_bytes, limit_messages, account_id),
+    ).fetchone()
+    if row is None:
+        raise NotFound(f"no account {account_id}")
+    return QuotaUsage(*row), []

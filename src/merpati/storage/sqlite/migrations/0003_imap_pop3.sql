@@ -1,8 +1,9 @@
 -- Merpati SQLite schema, version 3: what IMAP and POP3 need beyond delivery.
 --
--- * subscriptions: IMAP SUBSCRIBE names (RFC 9051 §6.3.7), which may name no mailbox. It
---   replaces mailboxes.subscribed, which is left in place unused (SQLite would rewrite the
---   table to drop it); Mailbox.subscribed is now "the name is in subscriptions".
+-- * subscriptions: subscribed names (IMAP SUBSCRIBE, RFC 9051 §6.3.7) that no mailbox of the
+--   account has. A mailbox's own subscription stays mailboxes.subscribed (it follows the mailbox
+--   through RENAME); deleting a subscribed mailbox moves its name here, creating a mailbox whose
+--   name is here moves it back, so a name is in at most one of the two places.
 -- * accounts.used_bytes / used_messages: quota usage (RFC 9208), kept by every write that adds
 --   or removes messages, in the same transaction, so no delivery ever scans mailboxes.
 -- * messages.deleted: '\Deleted' in flags, kept like seen, for STATUS DELETED without JSON.
@@ -13,7 +14,6 @@ CREATE TABLE subscriptions (
     name       TEXT NOT NULL,
     PRIMARY KEY (account_id, name)
 );
-INSERT INTO subscriptions (account_id, name) SELECT account_id, name FROM mailboxes WHERE subscribed <> 0;
 
 ALTER TABLE accounts ADD COLUMN used_bytes INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE accounts ADD COLUMN used_messages INTEGER NOT NULL DEFAULT 0;
