@@ -1,11 +1,50 @@
-"""Wiring of the pop3 part (filled in by its issue)."""
+"""Wiring of the pop3 part: the ``pop3`` (STLS, RFC 2595) and ``pop3s`` (implicit TLS,
+RFC 8314) listeners over one ``Pop3Service`` (maildrop locks, size cache) per server."""
 
 from __future__ import annotations
 
 from merpati.assembly.context import AppContext, Stoppable
+from merpati.config import ConfigError
+from merpati.net.listeners import Listener
+from merpati.net.pop3 import Pop3Factory, Pop3Timeouts
+from merpati.services.pop3 import Pop3Service, Pop3Settings
 
-LISTENERS: tuple[str, ...] = ()
+LISTENERS: tuple[str, ...] = ("pop3", "pop3s")
+
+
+def build_service(ctx: AppContext) -> Pop3Service:
+    settings = Pop3Settings(retr_marks_seen=ctx.config.pop3.retr_marks_seen)
+    return Pop3Service(ctx.store, ctx.authenticator, settings)
 
 
 async def start(ctx: AppContext) -> list[Stoppable]:
-    return []
+    config = ctx.config
+    if not (config.listen.pop3 or config.listen.pop3s):
+        return []
+    if config.listen.pop3s and ctx.tls is None:
+        raise ConfigError("listen.pop3s: implicit TLS needs a certificate ([tls] cert and key)")
+    if config.pop3.idle_timeout <= 0:
+        raise ConfigError("pop3.idle_timeout: expected a positive number of seconds")
+    service = build_service(ctx)
+    timeouts = Pop3Timeouts.from_idle(config.pop3.idle_timeout)
+    listeners: list[Stoppable] = []
+    for name, implicit in (("pop3", False), ("pop3s", True)):
+        addresses = getattr(config.listen, name)
+        if not addresses:
+            continue
+        factory = Pop3Factory(
+            service, ctx.authenticator, tls_context=ctx.tls, implicit_tls=implicit, timeouts=timeouts
+        )
+        listener = Listener(
+            name, addresses, factory, refuse=factory.refuse,
+            max_connections=config.pop3.max_connections, max_per_ip=config.pop3.max_connections_per_ip,
+            ssl_context=ctx.tls if implicit else None,
+        )
+        try:
+            await listener.start()
+        except BaseException:
+            for started in listeners:
+                await started.stop(grace=0)
+            raise
+        listeners.append(listener)
+    return listeners

@@ -1,0 +1,151 @@
+"""One POP3 session's view of the maildrop (INBOX): fixed at login, read on demand.
+
+RFC 1939 §4-§5: message numbers and sizes are fixed for the session. The listing comes from
+one ``list_messages`` call at login; messages delivered later appear in the next session.
+Sizes are the exact octet counts of the CRLF form the client receives (``to_crlf``), which
+equals the stored size for mail that arrived over SMTP but not for an imported file with bare
+LF line endings, so a size is known only once the message was read. Known sizes are kept in
+the service-wide ``SizeCache`` (message bytes never change), so after the first session the
+listing costs no reads; a session that needs unknown sizes (STAT, LIST) reads those messages
+in bulk (``read_messages``, a few hundred at a time) and keeps their bytes, up to a budget,
+for the RETRs that usually follow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from merpati.storage.api import MailStore, NotFound
+from merpati.storage.models import Mailbox, MessageMeta
+from merpati.wire.pop3 import crlf_size, to_crlf
+
+
+@dataclass(slots=True)
+class Entry:
+    uid: int
+    stored_size: int
+    size: int | None  # CRLF size, None until known
+    deleted: bool = False
+    retrieved: bool = False
+
+
+class SizeCache:
+    """CRLF sizes of messages already read, keyed by (mailbox id, uid, stored size); bounded LRU."""
+
+    def __init__(self, max_entries: int) -> None:
+        self._max = max_entries
+        self._sizes: OrderedDict[tuple[int, int, int], int] = OrderedDict()
+
+    def get(self, key: tuple[int, int, int]) -> int | None:
+        return self._sizes.get(key)
+
+    def put(self, key: tuple[int, int, int], size: int) -> None:
+        if self._max <= 0:
+            return
+        self._sizes[key] = size
+        self._sizes.move_to_end(key)
+        while len(self._sizes) > self._max:
+            self._sizes.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._sizes)
+
+
+class BulkReader:
+    """``read_messages`` of the store, or one ``read_message`` per UID while it has none."""
+
+    def __init__(self, store: MailStore) -> None:
+        self._store = store
+        self._bulk: bool | None = None
+
+    async def read(self, mailbox_id: int, uids: list[int]) -> dict[int, bytes]:
+        if self._bulk is not False:
+            try:
+                found = await self._store.read_messages(mailbox_id, uids)
+            except (NotImplementedError, AttributeError):
+                self._bulk = False
+            else:
+                self._bulk = True
+                return found
+        datas = await asyncio.gather(*(self._one(mailbox_id, uid) for uid in uids))
+        return {uid: data for uid, data in zip(uids, datas) if data is not None}
+
+    async def _one(self, mailbox_id: int, uid: int) -> bytes | None:
+        try:
+            return await self._store.read_message(mailbox_id, uid)
+        except NotFound:
+            return None
+
+
+class Maildrop:
+    def __init__(
+        self,
+        store: MailStore,
+        reader: BulkReader,
+        mailbox: Mailbox,
+        metas: list[MessageMeta],
+        sizes: SizeCache,
+        *,
+        read_ahead_bytes: int,
+        chunk: int,
+    ) -> None:
+        self._store = store
+        self._reader = reader
+        self.mailbox = mailbox
+        self._sizes = sizes
+        self._budget = read_ahead_bytes
+        self._chunk = max(1, chunk)
+        self._ahead: dict[int, bytes] = {}  # uid -> CRLF-form bytes read for sizes, not yet sent
+        self.entries = [
+            Entry(m.uid, m.size, sizes.get((mailbox.id, m.uid, m.size))) for m in metas
+        ]
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def entry(self, msg: int) -> Entry | None:
+        """The entry of message number ``msg`` (1-based), None when there is none."""
+        return self.entries[msg - 1] if 1 <= msg <= len(self.entries) else None
+
+    def live(self) -> list[tuple[int, Entry]]:
+        return [(i, e) for i, e in enumerate(self.entries, 1) if not e.deleted]
+
+    def uidl(self, entry: Entry) -> str:
+        # Dovecot's pop3_uidl_format "%08Xu%08Xv": unique for the mailbox's life (UIDs never
+        # come back) and stable across sessions and restarts.
+        return f"{entry.uid:08X}{self.mailbox.uidvalidity:08X}"
+
+    async def ensure_sizes(self, entries: list[Entry]) -> None:
+        """Make every ``entry.size`` known, reading the messages whose size is not cached."""
+        missing = [e for e in entries if e.size is None]
+        for start in range(0, len(missing), self._chunk):
+            part = missing[start : start + self._chunk]
+            found = await self._reader.read(self.mailbox.id, [e.uid for e in part])
+            for e in part:
+                data = found.get(e.uid)
+                if data is None:  # expunged by another client meanwhile; RETR will say so
+                    e.size = e.stored_size
+                    continue
+                e.size = crlf_size(data)
+                self._sizes.put((self.mailbox.id, e.uid, e.stored_size), e.size)
+                if len(data) <= self._budget:
+                    self._budget -= len(data)
+                    self._ahead[e.uid] = data
+
+    async def read(self, entry: Entry, *, keep: bool = False) -> bytes:
+        """The message in CRLF form; NotFound when another client expunged it."""
+        data = self._ahead.get(entry.uid) if keep else self._ahead.pop(entry.uid, None)
+        if data is None:
+            data = await self._store.read_message(self.mailbox.id, entry.uid)
+        elif not keep:
+            self._budget += len(data)
+        data = to_crlf(data)
+        if entry.size is None:
+            entry.size = len(data)
+            self._sizes.put((self.mailbox.id, entry.uid, entry.stored_size), entry.size)
+        return data
+
+    def drop_cache(self) -> None:
+        self._ahead.clear()
