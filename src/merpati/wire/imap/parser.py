@@ -19,7 +19,7 @@ from merpati.wire.imap.limits import ImapLimits
 from merpati.wire.imap.mutf7 import MailboxNameError, decode_name
 from merpati.wire.imap.seqset import MAX_NZ, SequenceSet, SequenceSetError
 
-__all__ = ["ParseError", "Parser", "TAG_RE", "parse_command"]
+__all__ = ["ParseError", "Parser", "TAG_RE", "parse_append_prefix", "parse_command"]
 
 MAX_MODSEQ = 2**63 - 1
 
@@ -753,6 +753,43 @@ def _p_append(p: Parser, uid: bool) -> c.AnyCommand:
         raise p.fail("APPEND needs a message")
     p.end()
     return c.Append(mbox, tuple(messages))
+
+
+def parse_append_prefix(p: Parser) -> str:
+    """Check an APPEND up to the literal header that ends ``p.s`` (the message literal
+    about to be read); return the mailbox. Earlier literals must be in ``p.lits``."""
+    m = _HEAD.match(p.s)
+    if m is None:
+        raise p.fail("expected tag and command")
+    p.pos = m.end()
+    p.sp()
+    mbox = p.mailbox()
+    last = len(p.lit_ends) - 1
+    while True:
+        p.sp()
+        if p.peek() == 0x28:
+            p.flag_list()
+            p.sp()
+        if p.peek() == 0x22:
+            p.datetime()
+            p.sp()
+        utf8 = False
+        if p.s[p.pos:p.pos + 6].upper() == b"UTF8 (":
+            p.pos += 5
+            p.open()
+            utf8 = True
+            if p.peek() != 0x7E:
+                raise p.fail("UTF8 needs a literal8")
+        if p.peek() not in (0x7B, 0x7E):
+            raise p.fail("expected a message literal")
+        if p.lit_i == last:
+            h = _LITERAL.match(p.s, p.pos)
+            if h is None or h.end() != len(p.s):
+                raise p.fail("bad literal")
+            return mbox
+        p.literal()
+        if utf8:
+            p.close()
 
 
 def _p_uid_expunge(p: Parser, uid: bool) -> c.AnyCommand:

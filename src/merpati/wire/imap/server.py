@@ -61,7 +61,7 @@ from merpati.wire.imap.events import (
     Sentinel,
 )
 from merpati.wire.imap.limits import ImapLimits
-from merpati.wire.imap.parser import _HEAD, TAG_RE, ParseError, Parser, parse_command
+from merpati.wire.imap.parser import _HEAD, TAG_RE, ParseError, Parser, parse_append_prefix, parse_command
 
 __all__ = ["ImapServer", "ImapUsageError"]
 
@@ -170,6 +170,11 @@ class ImapServer:
     def in_command(self) -> bool:
         """True while a command has been started but not completed."""
         return bool(self._parts) or self._continuing or self._mode is _Mode.LITERAL
+
+    @property
+    def buffered(self) -> bytes:
+        """Input received but not consumed yet (for tests and diagnostics)."""
+        return bytes(self._buf[self._start:])
 
     @property
     def closed(self) -> bool:
@@ -332,14 +337,13 @@ class ImapServer:
             limit = self._line_limit()
             if lf < 0:
                 if len(buf) - start >= limit:
-                    self._too_long()
+                    self._too_long(start, -1)
                     continue
                 return self._need_data()
-            end = lf - 1 if lf > start and buf[lf - 1] == 0x0D else lf
-            if end - start + 2 > limit:
-                self._start = lf + 1
-                self._too_long(skipped=True)
+            if lf - start + 1 > limit:
+                self._too_long(start, lf)
                 continue
+            end = lf - 1 if lf > start and buf[lf - 1] == 0x0D else lf
             line = bytes(buf[start:end])
             self._start = lf + 1
             if mode is _Mode.COMMAND:
@@ -367,33 +371,32 @@ class ImapServer:
             self._reset_command()
         return ev
 
-    def _too_long(self, *, skipped: bool = False) -> None:
-        """The current line is over its limit: report, and drop it up to its LF."""
+    def _too_long(self, start: int, lf: int) -> None:
+        """The line at ``start`` is over its limit: report it and drop it up to its LF
+        (``lf``, or -1 when the LF has not arrived yet)."""
         buf = self._buf
         mode = self._mode
         if mode is _Mode.COMMAND:
-            first = buf[self._start:self._start + 256] if not skipped else b""
             tag = self._tag
-            if tag is None and not self._parts and not self._continuing:
-                m = TAG_RE.match(first) if first else None
+            if not self._parts and not self._continuing:
+                first = bytes(buf[start:start + 256])
+                m = TAG_RE.match(first)
                 tag = m.group().decode("ascii") if m and first[m.end():m.end() + 1] == b" " else None
             ev = ProtocolError(tag, "Command line too long")
             self._reset_command()
-            after = _Mode.COMMAND
         elif mode is _Mode.IDLE:
             ev = ProtocolError(self._special_tag, "Expected DONE")
-            after = _Mode.COMMAND
         else:  # AUTH
             ev = ProtocolError(self._special_tag, "SASL response too long")
-            after = _Mode.COMMAND
         self._pending.append(ev)
-        if not skipped:
+        if lf < 0:
             del buf[:]
             self._start = 0
             self._mode = _Mode.SKIP_LINE
-            self._after_skip = after
+            self._after_skip = _Mode.COMMAND
         else:
-            self._mode = after
+            self._start = lf + 1
+            self._mode = _Mode.COMMAND
 
     def _fail_line(self, text: str, lit: re.Match[bytes] | None, *, status: str = "BAD",
                    code: str | None = None) -> Event:
@@ -515,12 +518,12 @@ class ImapServer:
         if self._append_count >= lim.max_append_messages:
             self._parts.pop()
             return self._fail_line("Too many messages in APPEND", lit)
-        if self._append_mailbox is None:
-            try:
-                self._append_mailbox = self._parse_append_mailbox()
-            except ParseError as exc:
-                self._parts.pop()
-                return self._fail_line(exc.text, lit, status=exc.status, code=exc.code)
+        try:
+            self._append_mailbox = self._parse_append_prefix()
+        except ParseError as exc:
+            self._lit_ends.pop()
+            self._parts.pop()
+            return self._fail_line(exc.text, lit, status=exc.status, code=exc.code)
         index = self._append_count
         self._append_count += 1
         self._pause = _Pause.LITERAL
@@ -538,16 +541,12 @@ class ImapServer:
         rest = self._parts[0][m.end():]
         return not (rest.startswith(b" {") or rest.startswith(b" ~{"))
 
-    def _parse_append_mailbox(self) -> str:
+    def _parse_append_prefix(self) -> str:
         text = b"".join(self._parts)
-        p = Parser(text, self._lits, self._lit_ends, limits=self.limits, max_depth=1,
+        p = Parser(text, self._lits, self._lit_ends, limits=self.limits,
+                   max_depth=self.limits.max_depth if self._authenticated else self.limits.max_depth_prelogin,
                    utf8=self._utf8)
-        m = _HEAD.match(text)
-        if m is None:
-            raise ParseError("Syntax error: expected tag and command")
-        p.pos = m.end()
-        p.sp()
-        return p.mailbox()
+        return parse_append_prefix(p)
 
     # -- literal octets ----------------------------------------------------------------------
     def _read_literal(self) -> Event | Sentinel | None:
