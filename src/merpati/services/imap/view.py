@@ -1,0 +1,350 @@
+"""The selected mailbox as one session sees it: the seq↔UID map and pending notifications.
+
+Theory of operation
+-------------------
+* At SELECT the session subscribes to the account's change feed *first*, then reads the
+  mailbox (``MailStore.list_messages``): every change committed after the read reaches the
+  view as an event, and events about changes the read already saw are recognised as such
+  (UIDs at or below the last known one, MODSEQs at or below the one reported) and dropped.
+* Events are hints (``note``): they only mark UIDs as expunged, flags as changed, or "there
+  may be new mail". At a *safe point* ``sync`` turns them into untagged responses, reading
+  the store for what it needs (new UIDs, current flags). The client's view changes only
+  through what ``sync`` (or the session's own command) tells it, so the map never diverges
+  from the client's (RFC 9051 §2.3.1.2).
+* RFC 9051 §7.5.1: EXPUNGE (or VANISHED) is never sent while no command is in progress, nor
+  during FETCH, STORE or SEARCH (the UID forms allow it): the session calls
+  ``sync(expunges=False)`` there. Until an expunge is announced the message keeps its
+  sequence number (a FETCH of it returns nothing for it; its data is gone).
+* EXISTS only grows between announced expunges, and is pushed at once during IDLE.
+* ``\\Recent`` (IMAP4rev1) is given to exactly one session per process: the ``RecentTracker``
+  shared by the sessions of one process hands each new UID to the first session that sees it.
+  Read-only (EXAMINE) sessions see recent messages but do not claim them (RFC 3501 §6.3.2).
+* A change-feed overflow (``FeedOverflow``) makes the next sync compare the whole mailbox
+  with the map (``note_overflow``).
+
+No method here writes to a socket; ``sync`` returns the bytes to send.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+from merpati.services.imap.fmt import flags_bytes
+from merpati.storage.api import FeedOverflow, MailStore
+from merpati.storage.changes import Change, Expunged, FlagsChanged, MailboxChanged, MessageAdded
+from merpati.storage.models import Mailbox, MessageMeta
+from merpati.wire.imap.seqset import SequenceSet
+
+RECENT_FLAG = "\\Recent"
+
+
+class BadSequence(ValueError):
+    """A message sequence number above the number of messages (RFC 9051 §9: BAD)."""
+
+
+class RecentTracker:
+    """Which UIDs of each mailbox some session of this process already saw as ``\\Recent``.
+
+    One per process (built by the assembly, shared by its sessions; no module state). A
+    mailbox first met after the process started gives ``\\Recent`` only to messages saved
+    since the start, so a restart does not make a whole mailbox recent again.
+    """
+
+    def __init__(self, *, started: datetime | None = None) -> None:
+        self._started = started or datetime.now(timezone.utc)
+        self._claimed: dict[int, int] = {}  # mailbox id -> highest UID handed out
+
+    def claim(self, mailbox_id: int, metas: Iterable[MessageMeta], *, read_only: bool = False) -> set[int]:
+        """The UIDs of ``metas`` that are recent for the calling session (claimed unless read-only)."""
+        claimed = self._claimed.get(mailbox_id)
+        out: set[int] = set()
+        top = claimed or 0
+        for m in metas:
+            if claimed is None:
+                if m.savedate >= self._started:
+                    out.add(m.uid)
+            elif m.uid > claimed:
+                out.add(m.uid)
+            if m.uid > top:
+                top = m.uid
+        if not read_only:
+            self._claimed[mailbox_id] = top
+        return out
+
+    def peek(self, mailbox_id: int) -> int:
+        """The highest UID already handed out (0 when the mailbox was not met yet)."""
+        return self._claimed.get(mailbox_id, 0)
+
+    def forget(self, mailbox_id: int) -> None:
+        self._claimed.pop(mailbox_id, None)
+
+
+class SelectedMailbox:
+    """One session's selected mailbox (see the module docstring)."""
+
+    def __init__(
+        self,
+        mailbox: Mailbox,
+        metas: Sequence[MessageMeta],
+        *,
+        read_only: bool,
+        recent: Iterable[int] = (),
+    ) -> None:
+        self.mailbox_id = mailbox.id
+        self.name = mailbox.name
+        self.uidvalidity = mailbox.uidvalidity
+        self.read_only = read_only
+        uids = [m.uid for m in metas]
+        if any(a >= b for a, b in zip(uids, uids[1:])):
+            uids = sorted(set(uids))
+        self.uids: list[int] = uids
+        last = uids[-1] if uids else 0
+        self.uidnext = max(mailbox.uidnext, last + 1)
+        top = max((m.modseq for m in metas), default=0)
+        self.highestmodseq = max(mailbox.highestmodseq, top)
+        self._base_modseq = self.highestmodseq
+        self.recent: set[int] = set(recent)
+        self._expunged: set[int] = set()  # gone from the store, not yet announced
+        self._flags: set[int] = set()  # flags changed by others, not yet announced
+        self._reported: dict[int, int] = {}  # uid -> MODSEQ the client already got
+        self._maybe_new = False
+        self._resync = False
+        self.gone = False  # the mailbox was deleted (or renamed away) by another session
+
+    # -- the map ---------------------------------------------------------------------------
+    @property
+    def exists(self) -> int:
+        return len(self.uids)
+
+    @property
+    def last_uid(self) -> int:
+        return self.uids[-1] if self.uids else 0
+
+    def seq_of(self, uid: int) -> int | None:
+        i = bisect_left(self.uids, uid)
+        if i < len(self.uids) and self.uids[i] == uid:
+            return i + 1
+        return None
+
+    def uid_at(self, seq: int) -> int:
+        return self.uids[seq - 1]
+
+    def resolve(self, seqset: SequenceSet, *, uid: bool) -> list[int]:
+        """The UIDs (ascending, once each) a sequence set names.
+
+        Message numbers above EXISTS are a ``BadSequence`` (``*`` is always valid); UIDs that
+        do not exist are ignored (RFC 9051 §6.4.8). The cost is bounded by the number of
+        ranges and the matched messages, never by the numbers written.
+        """
+        uids = self.uids
+        if uid:
+            if not uids:
+                return []
+            out: list[int] = []
+            for lo, hi in seqset.resolve(uids[-1]):
+                out.extend(uids[bisect_left(uids, lo) : bisect_right(uids, hi)])
+            return out
+        n = len(uids)
+        if seqset.max_number() > n:
+            raise BadSequence("Invalid message sequence number")
+        out = []
+        for lo, hi in seqset.resolve(n):
+            out.extend(uids[lo - 1 : hi])
+        return out
+
+    def pairs(self, uids: Iterable[int]) -> list[tuple[int, int]]:
+        """``(seq, uid)`` for the UIDs still in the map, in the given order."""
+        out = []
+        for u in uids:
+            s = self.seq_of(u)
+            if s is not None:
+                out.append((s, u))
+        return out
+
+    def is_expunged(self, uid: int) -> bool:
+        return uid in self._expunged
+
+    # -- what the session itself did ---------------------------------------------------------
+    def reported(self, uid: int, modseq: int) -> None:
+        """The client was told this message's flags as of ``modseq`` (own STORE/FETCH)."""
+        if modseq > self._reported.get(uid, 0):
+            self._reported[uid] = modseq
+        if modseq > self.highestmodseq:
+            self.highestmodseq = modseq
+
+    def remove(self, uids: Iterable[int]) -> list[int]:
+        """Drop announced expunges; returns their sequence numbers, highest first (the order
+        in which ``* n EXPUNGE`` lines keep every number right)."""
+        gone = set(uids)
+        seqs = []
+        for i, u in enumerate(self.uids):
+            if u in gone:
+                seqs.append(i + 1)
+        if seqs:
+            self.uids = [u for u in self.uids if u not in gone]
+        self._expunged -= gone
+        self._flags -= gone
+        self.recent -= gone
+        for u in gone:
+            self._reported.pop(u, None)
+        seqs.reverse()
+        return seqs
+
+    def expect_new(self) -> None:
+        """The session added mail here itself (APPEND, COPY): look for it at the next sync."""
+        self._maybe_new = True
+
+    # -- change feed -------------------------------------------------------------------------
+    def note(self, change: Change) -> bool:
+        """Record one event; True when it concerns this mailbox."""
+        if change.mailbox_id != self.mailbox_id:
+            return False
+        if isinstance(change, MessageAdded):
+            if change.uid > self.last_uid:
+                self._maybe_new = True
+        elif isinstance(change, FlagsChanged):
+            if change.modseq > self._base_modseq:
+                self._flags.update(change.uids)
+        elif isinstance(change, Expunged):
+            last = self.last_uid
+            for u in change.uids:
+                if u <= last:
+                    self._expunged.add(u)
+            if change.modseq > self.highestmodseq:
+                self.highestmodseq = change.modseq
+        elif isinstance(change, MailboxChanged):
+            if change.kind == "deleted":
+                self.gone = True
+            elif change.kind == "renamed":
+                self._resync = True
+        return True
+
+    def note_overflow(self) -> None:
+        self._resync = True
+
+    @property
+    def pending(self) -> bool:
+        return bool(self._maybe_new or self._flags or self._expunged or self._resync)
+
+    @property
+    def pending_expunges(self) -> bool:
+        return bool(self._expunged)
+
+    # -- safe points -------------------------------------------------------------------------
+    async def sync(
+        self,
+        store: MailStore,
+        *,
+        expunges: bool,
+        qresync: bool = False,
+        condstore: bool = False,
+        rev1: bool = True,
+        tracker: RecentTracker | None = None,
+    ) -> bytes:
+        """The untagged responses that bring the client up to date (b"" when nothing changed)."""
+        if not self.pending:
+            return b""
+        out: list[bytes] = []
+        if self._resync:
+            await self._full_resync(store)
+        if expunges and self._expunged:
+            out.append(self.announce_expunges(self._expunged, qresync=qresync))
+        if self._maybe_new:
+            self._maybe_new = False
+            metas = await store.list_messages(self.mailbox_id, uid_min=self.last_uid + 1)
+            metas = [m for m in metas if m.uid > self.last_uid]
+            if metas:
+                self.uids.extend(m.uid for m in metas)
+                self.uidnext = max(self.uidnext, metas[-1].uid + 1)
+                for m in metas:
+                    self._note_modseq(m.modseq)
+                out.append(b"* %d EXISTS\r\n" % len(self.uids))
+                if rev1:
+                    if tracker is not None:
+                        self.recent |= tracker.claim(self.mailbox_id, metas, read_only=self.read_only)
+                    out.append(b"* %d RECENT\r\n" % len(self.recent))
+        if self._flags:
+            out.append(await self._flag_updates(store, condstore=condstore))
+        return b"".join(out)
+
+    def announce_expunges(self, uids: Iterable[int], *, qresync: bool) -> bytes:
+        uids = sorted(u for u in set(uids) if self.seq_of(u) is not None)
+        seqs = self.remove(uids)
+        if not seqs:
+            return b""
+        if qresync:
+            return b"* VANISHED " + SequenceSet.from_numbers(uids).format().encode() + b"\r\n"
+        return b"".join([b"* %d EXPUNGE\r\n" % s for s in seqs])
+
+    async def _flag_updates(self, store: MailStore, *, condstore: bool) -> bytes:
+        wanted = {u for u in self._flags if u not in self._expunged and self.seq_of(u) is not None}
+        self._flags.clear()
+        if not wanted:
+            return b""
+        metas = await store.list_messages(self.mailbox_id, uid_min=min(wanted), uid_max=max(wanted))
+        out = []
+        for m in metas:
+            if m.uid not in wanted or m.modseq <= self._reported.get(m.uid, self._base_modseq):
+                continue
+            seq = self.seq_of(m.uid)
+            if seq is None:
+                continue
+            self._reported[m.uid] = m.modseq
+            self._note_modseq(m.modseq)
+            out.append(self.fetch_flags_line(seq, m, condstore=condstore))
+        return b"".join(out)
+
+    def fetch_flags_line(self, seq: int, meta: MessageMeta, *, condstore: bool) -> bytes:
+        flags = flags_bytes(meta.flags, recent=meta.uid in self.recent)
+        if condstore:
+            return b"* %d FETCH (UID %d MODSEQ (%d) FLAGS %s)\r\n" % (seq, meta.uid, meta.modseq, flags)
+        return b"* %d FETCH (UID %d FLAGS %s)\r\n" % (seq, meta.uid, flags)
+
+    def _note_modseq(self, modseq: int) -> None:
+        if modseq > self.highestmodseq:
+            self.highestmodseq = modseq
+
+    async def _full_resync(self, store: MailStore) -> None:
+        self._resync = False
+        metas = await store.list_messages(self.mailbox_id)
+        present = {m.uid for m in metas}
+        last = self.last_uid
+        for u in self.uids:
+            if u not in present:
+                self._expunged.add(u)
+        for m in metas:
+            if m.uid > last:
+                self._maybe_new = True
+            elif m.modseq > self._reported.get(m.uid, self._base_modseq):
+                self._flags.add(m.uid)
+
+
+async def drain(subscription: Any) -> tuple[list[Change], bool]:
+    """Every event already queued on a subscription, without waiting: ``(events, overflowed)``.
+
+    Uses the public surface of ``storage.notify.local.Subscription`` (also behind the
+    PostgreSQL feed): ``pending()`` and ``__anext__``, which returns at once while events are
+    queued. After an overflow the caller resyncs (``SelectedMailbox.note_overflow``).
+    """
+    events: list[Change] = []
+    overflowed = False
+    while True:
+        if getattr(subscription, "overflowed", False):
+            try:
+                await subscription.__anext__()
+            except FeedOverflow:
+                overflowed = True
+                events.clear()
+                continue
+        if not subscription.pending():
+            return events, overflowed
+        try:
+            events.append(await subscription.__anext__())
+        except FeedOverflow:
+            overflowed = True
+            events.clear()
+        except StopAsyncIteration:
+            return events, overflowed
