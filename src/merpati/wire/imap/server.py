@@ -488,8 +488,10 @@ class ImapServer:
             return self._error("Non-synchronizing literal size too large", fatal=True)
         if message:
             limit = lim.message_size
+        elif self._authenticated:
+            limit = min(lim.max_literal, lim.max_command - self._total)
         else:
-            limit = lim.max_literal if self._authenticated else lim.max_literal_prelogin
+            limit = min(lim.max_literal_prelogin, lim.max_command_prelogin - self._total)
         if size < 0 or size > limit:
             if not sync:
                 if message:
