@@ -174,6 +174,8 @@ class Pop3Server:
                 return NEED_DATA
             event = self._sasl_line(line) if self._state is State.SASL else self._command(line)
             if event is not None:
+                if not isinstance(event, StartTls):
+                    self._pending = event  # a decision event: nothing more is read until send()
                 return event
         assert self._close_reason is not None
         return Close(self._close_reason)
@@ -246,10 +248,7 @@ class Pop3Server:
             pre = self._state is State.AUTHORIZATION
             self._bad_command(Err("Unknown command." if pre else "Command not valid in this state."))
             return None
-        event = self._handlers[command](*args)
-        if event is not None and not isinstance(event, (StartTls, Close)):
-            self._pending = event
-        return event  # type: ignore[no-any-return]
+        return self._handlers[command](*args)  # type: ignore[no-any-return]
 
     def _queue(self, response: Response) -> None:
         self._out += to_bytes(response, utf8=self.utf8)
