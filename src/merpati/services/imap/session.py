@@ -80,6 +80,7 @@ class ImapBad(ImapNo):
 class Outcome:
     data: bytes
     action: Action = Action.NONE
+    status: str = "OK"  # of the tagged completion (BAD answers count towards disconnection)
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,7 +310,7 @@ class ImapSession:
 
         entry = REGISTRY.get(type(command))
         if entry is None or type(command) not in ALLOWED[self.state]:
-            return Outcome(self._tagged(tag, "BAD", None, "Command not allowed in this state"))
+            return Outcome(self._tagged(tag, "BAD", None, "Command not allowed in this state"), status="BAD")
         try:
             reply = await entry.handler(self, tag, command)
         except ImapBad as exc:
@@ -339,7 +340,7 @@ class ImapSession:
         self.out.append(self._tagged(tag, reply.status, reply.code, reply.text))
         data = b"".join(self.out)
         self.out.clear()
-        return Outcome(data, reply.action)
+        return Outcome(data, reply.action, reply.status)
 
     async def _guarded(self, coro: Awaitable[Reply]) -> Reply:
         try:
@@ -358,7 +359,7 @@ class ImapSession:
             self.out.append(self.tagged(tag, reply))
         data = b"".join(self.out)
         self.out.clear()
-        return Outcome(data, reply.action)
+        return Outcome(data, reply.action, reply.status)
 
     async def auth_response(self, tag: str, data: bytes) -> Outcome:
         """A line of an AUTHENTICATE exchange (``AuthResponse``)."""
