@@ -1,0 +1,191 @@
+"""SQLite search: the index (FTS5 trigram) and the units of work behind SEARCH, SORT, THREAD.
+
+Schema (migration ``0004_search.sql``):
+
+* ``search_docs``: one row per indexed message *content* (sort and thread keys, sent date);
+  ``messages.search_id`` points at it. COPY and MOVE carry ``search_id`` over, so copies share
+  one document and are never re-indexed; a trigger deletes the document (and its full-text
+  entry) in the same transaction as the last message that used it.
+* ``search_headers``: (doc_id, name, n) → folded decoded value, for HEADER/FROM/TO/... keys.
+* ``search_fts``: FTS5 with the trigram tokenizer (``detail=none``: about 2.4x the text, a
+  third of ``detail=full``), rowid = ``search_docs.id``, columns ``headers`` and ``body``.
+  Both sides are already ``fold``-ed, so the tokenizer is case-sensitive. A needle with a run
+  of 3+ literal characters is a ``GLOB '*needle*'`` answered from the trigram index (then
+  checked against the stored text); a shorter one scans the mailbox's documents with
+  ``instr`` (still exact: substring semantics for any length).
+
+Messages stored without a document (before this migration, or by a path that did not index)
+have ``search_id`` NULL; the search methods notice (``unindexed``), index them
+(``attach_docs``) and search again. Every statement is parameterised.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any
+
+from merpati.storage import search as s
+from merpati.storage.api import NotFound
+from merpati.storage.search_doc import SearchDoc
+from merpati.storage.search_sql import Compiler, expand_uid_sets, large_uid_sets, order_by
+from merpati.storage.threads import ThreadRow
+
+Conn = sqlite3.Connection
+
+_GLOB_SPECIAL = "*?["
+
+
+def _glob_escape(text: str) -> str:
+    return "".join(f"[{c}]" if c in _GLOB_SPECIAL else c for c in text)
+
+
+def _longest_literal_run(text: str) -> int:
+    best = run = 0
+    for c in text:
+        run = 0 if c in _GLOB_SPECIAL else run + 1
+        best = max(best, run)
+    return best
+
+
+class SqliteCompiler(Compiler):
+    TRUE = "1"
+    FALSE = "0"
+
+    def p(self, value: Any) -> str:
+        self.params.append(value)
+        return "?"
+
+    def uid_list(self, uids: list[int]) -> str:
+        return f"m.uid IN (SELECT value FROM json_each({self.p(json.dumps(uids))}))"
+
+    def flag(self, flag: str) -> str:
+        if flag == "\\Seen":
+            return "(m.seen = 1)"
+        return f"EXISTS (SELECT 1 FROM json_each(m.flags) WHERE value = {self.p(flag)})"
+
+    def keyword(self, keyword: str) -> str:
+        # lower() is ASCII-only in SQLite (without ICU): exactly the ASCII case-insensitivity wanted.
+        return f"EXISTS (SELECT 1 FROM json_each(m.flags) WHERE lower(value) = {self.p(keyword)})"
+
+    def header(self, name: str, needle: str) -> str:
+        sql = f"EXISTS (SELECT 1 FROM search_headers h WHERE h.doc_id = m.search_id AND h.name = {self.p(name)}"
+        if needle:
+            sql += f" AND instr(h.value, {self.p(needle)}) > 0"
+        return sql + ")"
+
+    def fulltext(self, column: str, needle: str) -> str:
+        assert column in ("body", "headers")
+        if _longest_literal_run(needle) >= 3:
+            pattern = self.p("*" + _glob_escape(needle) + "*")
+            return f"coalesce(m.search_id IN (SELECT rowid FROM search_fts WHERE {column} GLOB {pattern}), 0)"
+        return (
+            f"EXISTS (SELECT 1 FROM search_fts f WHERE f.rowid = m.search_id "
+            f"AND instr(f.{column}, {self.p(needle)}) > 0)"
+        )
+
+
+# -- index maintenance ------------------------------------------------------------------------------
+
+
+def insert_doc(conn: Conn, doc: SearchDoc) -> int:
+    """Store one search document; return its id (the message row's ``search_id``)."""
+    cur = conn.execute(
+        "INSERT INTO search_docs (sent_us, sent_day, subject_key, reply, from_key, to_key, cc_key, "
+        "display_from_key, display_to_key, message_id, refs) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            doc.sent_us, doc.sent_day, doc.subject_key, int(doc.reply), doc.from_key, doc.to_key, doc.cc_key,
+            doc.display_from_key, doc.display_to_key, doc.message_id, " ".join(doc.refs),
+        ),
+    )
+    doc_id = int(cur.lastrowid or 0)
+    conn.execute("INSERT INTO search_fts (rowid, headers, body) VALUES (?, ?, ?)", (doc_id, doc.headers, doc.body))
+    if doc.fields:
+        conn.executemany(
+            "INSERT INTO search_headers (doc_id, name, n, value) VALUES (?, ?, ?, ?)",
+            [(doc_id, name, n, value) for n, (name, value) in enumerate(doc.fields)],
+        )
+    return doc_id
+
+
+def unindexed(conn: Conn, mailbox_id: int, limit: int) -> list[tuple[int, bytes]]:
+    """(message row id, bytes) of up to ``limit`` messages of the mailbox without a document."""
+    rows = conn.execute(
+        "SELECT m.id, b.data FROM messages m JOIN message_blobs b ON b.message_id = m.id "
+        "WHERE m.mailbox_id = ? AND m.search_id IS NULL ORDER BY m.id LIMIT ?",
+        (mailbox_id, limit),
+    ).fetchall()
+    return [(r[0], bytes(r[1])) for r in rows]
+
+
+def attach_docs(conn: Conn, pairs: list[tuple[int, SearchDoc]]) -> tuple[int, list]:
+    """Give each message row (by id) its document, unless it got one meanwhile or is gone."""
+    done = 0
+    for message_id, doc in pairs:
+        if conn.execute("SELECT 1 FROM messages WHERE id = ? AND search_id IS NULL", (message_id,)).fetchone():
+            doc_id = insert_doc(conn, doc)
+            conn.execute("UPDATE messages SET search_id = ? WHERE id = ?", (doc_id, message_id))
+            done += 1
+    return done, []
+
+
+# -- queries ------------------------------------------------------------------------------------------
+
+_FROM = "FROM messages m LEFT JOIN search_docs d ON d.id = m.search_id WHERE m.mailbox_id = ? AND "
+
+
+def _prepare(conn: Conn, mailbox_id: int, query: s.Query, now_us: int) -> tuple[str, list[Any], bool]:
+    """(WHERE text, params, whether some message of the mailbox lacks a document)."""
+    if conn.execute("SELECT 1 FROM mailboxes WHERE id = ?", (mailbox_id,)).fetchone() is None:
+        raise NotFound(f"no mailbox {mailbox_id}")
+    big = large_uid_sets(query)
+    expanded = {}
+    if big:
+        uids = [r[0] for r in conn.execute("SELECT uid FROM messages WHERE mailbox_id = ? ORDER BY uid", (mailbox_id,))]
+        expanded = expand_uid_sets(big, uids)
+    c = SqliteCompiler(now_us, expanded)
+    where = c.compile(query)
+    missing = conn.execute(
+        "SELECT 1 FROM messages WHERE mailbox_id = ? AND search_id IS NULL LIMIT 1", (mailbox_id,)
+    ).fetchone() is not None
+    return where, [mailbox_id, *c.params], missing
+
+
+def search_uids(conn: Conn, mailbox_id: int, query: s.Query, now_us: int) -> tuple[list[int], bool]:
+    where, params, missing = _prepare(conn, mailbox_id, query, now_us)
+    rows = conn.execute(f"SELECT m.uid {_FROM}{where} ORDER BY m.uid", params).fetchall()
+    return [r[0] for r in rows], missing
+
+
+def sort_uids(
+    conn: Conn, mailbox_id: int, query: s.Query, keys: list[s.SortKey], now_us: int
+) -> tuple[list[int], bool]:
+    where, params, missing = _prepare(conn, mailbox_id, query, now_us)
+    rows = conn.execute(f"SELECT m.uid {_FROM}{where} ORDER BY {order_by(keys)}", params).fetchall()
+    return [r[0] for r in rows], missing
+
+
+_THREAD_COLS = (
+    "m.uid, coalesce(d.sent_us, m.internaldate_us), coalesce(d.subject_key, ''), coalesce(d.reply, 0), "
+    "d.message_id, coalesce(d.refs, '')"
+)
+
+
+def _thread_row(r: Any) -> ThreadRow:
+    return ThreadRow(uid=r[0], sent=r[1], subject=r[2], reply=bool(r[3]), message_id=r[4], refs=tuple(r[5].split()))
+
+
+def thread_rows(conn: Conn, mailbox_id: int, query: s.Query, now_us: int) -> tuple[list[ThreadRow], bool]:
+    where, params, missing = _prepare(conn, mailbox_id, query, now_us)
+    rows = conn.execute(f"SELECT {_THREAD_COLS} {_FROM}{where} ORDER BY m.uid", params).fetchall()
+    return [_thread_row(r) for r in rows], missing
+
+
+def thread_data(conn: Conn, mailbox_id: int, uids: list[int]) -> list[ThreadRow]:
+    if conn.execute("SELECT 1 FROM mailboxes WHERE id = ?", (mailbox_id,)).fetchone() is None:
+        raise NotFound(f"no mailbox {mailbox_id}")
+    rows = conn.execute(
+        f"SELECT {_THREAD_COLS} {_FROM}m.uid IN (SELECT value FROM json_each(?)) ORDER BY m.uid",
+        (mailbox_id, json.dumps(uids)),
+    ).fetchall()
+    return [_thread_row(r) for r in rows]
