@@ -26,6 +26,7 @@ from merpati.storage.models import (
     SpecialUse,
 )
 from merpati.storage.postgres import messages
+from merpati.storage.postgres import search as search_ops  # noqa: F401  (SEARCH/SORT/THREAD, search_store)
 from merpati.storage.postgres.messages import (  # noqa: F401  (the store's namespace of units of work)
     append,
     copy_messages,
@@ -314,9 +315,11 @@ async def rename_mailbox(conn: Conn, account_id: int, old: str, new: str) -> Res
     renamed = [(r[0], r[1], new if r[0] == mb.id else new + "/" + r[1][len(prefix):]) for r in rows]
     if mb.id not in [r[0] for r in rows]:
         raise Retry()
+    moving = {i for i, _o, _t in renamed}
     for _id, _old, target in renamed:
         common.normalize_mailbox_name(target)  # still within the length limit
-        if _id != mb.id and await _mailbox_by_name(conn, account_id, target) is not None:
+        clash = await _mailbox_by_name(conn, account_id, target)
+        if clash is not None and clash.id not in moving:
             raise AlreadyExists(f"mailbox {target!r} exists")
     # Two steps, so that no intermediate name collides with one not renamed yet ("\x01" cannot
     # start a stored name: control characters are refused).

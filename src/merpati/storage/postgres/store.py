@@ -23,6 +23,7 @@ from merpati.storage.migrations import check_not_newer, load_migrations
 from merpati.storage.notify.local import LocalChangeFeed
 from merpati.storage.delegating import OpsBackedStore
 from merpati.storage.notify.pg import PgChangeFeed, notify_in_tx
+from merpati.storage.postgres.maildrop import PgMaildropLock, PgMaildropLocks
 from merpati.storage.postgres import ops
 
 MIGRATION_LOCK_ID = 0x6D657270  # "merp": pg_advisory_xact_lock key for migrations
@@ -111,11 +112,21 @@ class PgStore(OpsBackedStore):
             raise map_error(exc) from exc
         store = cls(pool, feed, parsed_type)
         store.schema_version = version
+        store._maildrop = PgMaildropLocks(dsn)
         return store
 
+    _maildrop: PgMaildropLocks | None = None
+
     async def close(self) -> None:
+        if self._maildrop is not None:
+            await self._maildrop.close()
         await self.changes.close()
         await self._pool.close()
+
+    async def lock_maildrop(self, account_id: int) -> PgMaildropLock | None:
+        """POP3's exclusive maildrop lock: an advisory lock held across nodes (see ``maildrop``)."""
+        assert self._maildrop is not None, "open the store with PgStore.open"
+        return await self._maildrop.try_lock(account_id)
 
     async def _tx(self, fn: Any, *args: Any) -> Any:
         """Run ``fn(conn, *args)`` in one transaction with its change notifications."""

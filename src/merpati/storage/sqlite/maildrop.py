@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import weakref
 
 from merpati.storage.api import InvalidInput, TemporaryStoreError
 
@@ -49,6 +50,12 @@ class FileMaildropLock:
 class FileMaildropLocks:
     def __init__(self, db_path: str) -> None:
         self.folder = db_path + ".locks"
+        self._held: weakref.WeakSet[FileMaildropLock] = weakref.WeakSet()
+
+    def close(self) -> None:
+        """Release every lock still held through this store (the store is closing)."""
+        for lock in list(self._held):
+            lock._close()
 
     def try_lock(self, account_id: int) -> FileMaildropLock | None:
         if isinstance(account_id, bool) or not isinstance(account_id, int) or account_id < 1:
@@ -70,4 +77,6 @@ class FileMaildropLocks:
         except OSError as exc:
             os.close(fd)
             raise TemporaryStoreError(f"maildrop lock: {exc}") from exc
-        return FileMaildropLock(account_id, fd)
+        lock = FileMaildropLock(account_id, fd)
+        self._held.add(lock)
+        return lock

@@ -24,6 +24,7 @@ from merpati.storage.models import (
     SpecialUse,
 )
 from merpati.storage.sqlite import messages
+from merpati.storage.sqlite import search as search_ops  # noqa: F401  (SEARCH/SORT/THREAD, search_store)
 from merpati.storage.sqlite.messages import (  # noqa: F401  (the store's namespace of units of work)
     append,
     copy_messages,
@@ -317,9 +318,11 @@ def rename_mailbox(conn: Conn, account_id: int, old: str, new: str) -> Result:
             (account_id, len(prefix), prefix),
         ).fetchall()
     ]
+    moving = {i for i, _o, _t in renamed}
     for _id, _old, target in renamed[1:]:
         common.normalize_mailbox_name(target)  # still within the length limit
-        if _mailbox_by_name(conn, account_id, target) is not None:
+        clash = _mailbox_by_name(conn, account_id, target)
+        if clash is not None and clash.id not in moving:
             raise AlreadyExists(f"mailbox {target!r} exists")
     # Two steps, so that no intermediate name collides with one not renamed yet ("\x01" cannot
     # start a stored name: control characters are refused).
@@ -416,8 +419,8 @@ def unsubscribe(conn: Conn, account_id: int, name: str | None) -> Result:
 
 def list_subscriptions(conn: Conn, account_id: int) -> list[str]:
     rows = conn.execute(
-        "SELECT name FROM mailboxes WHERE account_id = ? AND subscribed <> 0 "
-        "UNION SELECT name FROM subscriptions WHERE account_id = ? ORDER BY name <> 'INBOX', name",
+        "SELECT name FROM (SELECT name FROM mailboxes WHERE account_id = ? AND subscribed <> 0 "
+        "UNION SELECT name FROM subscriptions WHERE account_id = ?) ORDER BY name <> 'INBOX', name",
         (account_id, account_id),
     )
     return [r[0] for r in rows]

@@ -17,6 +17,7 @@ from typing import Any
 from merpati.storage.delegating import OpsBackedStore
 from merpati.storage.notify.local import LocalChangeFeed
 from merpati.storage.notify.siblings import SiblingFeed
+from merpati.storage.sqlite.maildrop import FileMaildropLock, FileMaildropLocks
 from merpati.storage.sqlite import ops
 from merpati.storage.sqlite.workers import BUSY_TIMEOUT_MS, Readers, Writer
 
@@ -36,6 +37,7 @@ class SqliteStore(OpsBackedStore):
         self._parsed_type = parsed_type
         self._writer = Writer(path, feed.publish_nowait, busy_timeout_ms=busy_timeout_ms)
         self._readers = Readers(path, readers, busy_timeout_ms=busy_timeout_ms)
+        self._maildrop = FileMaildropLocks(path)
         self.schema_version = 0
 
     @classmethod
@@ -62,6 +64,7 @@ class SqliteStore(OpsBackedStore):
         return store
 
     async def close(self) -> None:
+        self._maildrop.close()
         await self._writer.stop()
         await self._readers.stop()
         await self.changes.close()
@@ -69,6 +72,10 @@ class SqliteStore(OpsBackedStore):
     def stats(self) -> dict[str, int]:
         """Group-commit statistics: commits done and jobs they carried."""
         return {"commits": self._writer.batches, "jobs": self._writer.jobs}
+
+    async def lock_maildrop(self, account_id: int) -> FileMaildropLock | None:
+        """POP3's exclusive maildrop lock: an ``flock`` beside the database (see ``maildrop``)."""
+        return self._maildrop.try_lock(account_id)
 
     async def _write(self, fn: Any, *args: Any) -> Any:
         """Run ``fn(conn, *args)`` as one job on the writer thread (group commit)."""
