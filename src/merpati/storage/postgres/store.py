@@ -24,7 +24,8 @@ from merpati.storage.notify.local import LocalChangeFeed
 from merpati.storage.delegating import OpsBackedStore
 from merpati.storage.notify.pg import PgChangeFeed, notify_in_tx
 from merpati.storage.postgres.maildrop import PgMaildropLock, PgMaildropLocks
-from merpati.storage.postgres import ops
+from merpati.storage.postgres import ops, queue_ops
+from merpati.storage.queue_api import OpsQueueStore
 
 MIGRATION_LOCK_ID = 0x6D657270  # "merp": pg_advisory_xact_lock key for migrations
 _RETRIES = 5
@@ -81,6 +82,7 @@ class PgStore(OpsBackedStore):
         self.changes = feed
         self._parsed_type = parsed_type
         self.schema_version = 0
+        self.queue = OpsQueueStore(queue_ops, self._read, self._tx)  # the outbound queue (queue_api)
 
     @classmethod
     async def open(

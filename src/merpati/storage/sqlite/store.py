@@ -18,7 +18,8 @@ from merpati.storage.delegating import OpsBackedStore
 from merpati.storage.notify.local import LocalChangeFeed
 from merpati.storage.notify.siblings import SiblingFeed
 from merpati.storage.sqlite.maildrop import FileMaildropLock, FileMaildropLocks
-from merpati.storage.sqlite import ops
+from merpati.storage.queue_api import OpsQueueStore
+from merpati.storage.sqlite import ops, queue_ops
 from merpati.storage.sqlite.workers import BUSY_TIMEOUT_MS, Readers, Writer
 
 DEFAULT_READERS = 4
@@ -39,6 +40,7 @@ class SqliteStore(OpsBackedStore):
         self._readers = Readers(path, readers, busy_timeout_ms=busy_timeout_ms)
         self._maildrop = FileMaildropLocks(path)
         self.schema_version = 0
+        self.queue = OpsQueueStore(queue_ops, self._read, self._write)  # the outbound queue (queue_api)
 
     @classmethod
     async def open(
