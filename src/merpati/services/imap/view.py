@@ -176,8 +176,9 @@ class SelectedMailbox:
             self.highestmodseq = modseq
 
     def remove(self, uids: Iterable[int]) -> list[int]:
-        """Drop announced expunges; returns their sequence numbers, highest first (the order
-        in which ``* n EXPUNGE`` lines keep every number right)."""
+        """Drop announced expunges; returns the numbers for ``* n EXPUNGE`` lines in the
+        order to send them: ascending, each as it is once the previous ones are gone
+        (messages 2 and 5 go as ``2`` then ``4``, as Dovecot sends them)."""
         gone = set(uids)
         seqs = []
         for i, u in enumerate(self.uids):
@@ -190,8 +191,7 @@ class SelectedMailbox:
         self.recent -= gone
         for u in gone:
             self._reported.pop(u, None)
-        seqs.reverse()
-        return seqs
+        return [n - i for i, n in enumerate(seqs)]
 
     def expect_new(self) -> None:
         """The session added mail here itself (APPEND, COPY): look for it at the next sync."""
