@@ -107,7 +107,8 @@ def test_rfc8463_body_hash() -> None:
     assert digest == b"2jUSOH9NhtVGCQWNr9BrIAPreKQjO6Sn7XIkfJVOzv8="
 
 
-@pytest.mark.parametrize(("pem", "txt", "algorithm"), [(RSA_PEM, RSA_TXT, "rsa-sha256"), (ED_PEM, ED_TXT, "ed25519-sha256")])
+@pytest.mark.parametrize(("pem", "txt", "algorithm"), [(RSA_PEM, RSA_TXT, "rsa-sha256"), (ED_PEM, ED_TXT, "ed25519-sha256")],
+                         ids=["rsa", "ed25519"])
 def test_our_signatures_verify_with_us(pem: bytes, txt: str, algorithm: str) -> None:
     signer = DkimSigner("a.test", "sel", pem)
     assert signer.algorithm == algorithm and signer.dns_record == txt
@@ -146,7 +147,7 @@ def _nacl_adapter() -> types.SimpleNamespace:
     )
 
 
-@pytest.mark.parametrize(("pem", "txt"), [(RSA_PEM, RSA_TXT), (ED_PEM, ED_TXT)])
+@pytest.mark.parametrize(("pem", "txt"), [(RSA_PEM, RSA_TXT), (ED_PEM, ED_TXT)], ids=["rsa", "ed25519"])
 def test_dkimpy_verifies_our_signatures(pem: bytes, txt: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(dkim, "nacl", _nacl_adapter(), raising=False)
     signed = DkimSigner("a.test", "sel", pem).sign(MESSAGE) + MESSAGE
@@ -214,7 +215,7 @@ def sign_with(**tags: str) -> bytes:
 
 
 @pytest.mark.parametrize(("records", "verdict"), [
-    ({}, DkimVerdict.PERMERROR),
+    ({}, DkimVerdict.PERMERROR),  # ids: by position (the records hold random keys)
     ({"sel": "v=DKIM1; k=rsa; p="}, DkimVerdict.PERMERROR),  # revoked
     ({"sel": "v=DKIM1; k=rsa; p=!!!"}, DkimVerdict.PERMERROR),
     ({"sel": "v=DKIM2; k=rsa; p=AAAA"}, DkimVerdict.PERMERROR),
@@ -222,7 +223,7 @@ def sign_with(**tags: str) -> bytes:
     ({"sel": RSA_TXT + "; s=tlsrpt"}, DkimVerdict.PERMERROR),
     ({"sel": RSA_TXT + "; h=sha1"}, DkimVerdict.PERMERROR),
     ({"sel": RSA_TXT + "; t=y"}, DkimVerdict.PASS),
-])
+], ids=["no-key", "revoked", "bad-base64", "bad-version", "wrong-type", "other-service", "sha1-only", "testing"])
 def test_key_problems(records: dict[str, str], verdict: DkimVerdict) -> None:
     signed = DkimSigner("a.test", "sel", RSA_PEM).sign(MESSAGE) + MESSAGE
     [result] = run(verify_dkim(resolver_for(**records), signed))
