@@ -386,12 +386,17 @@ class Parser:
                 raise self.fail("bad section")
             if text.startswith("HEADER.FIELDS"):
                 self.sp()
-                self.open()
-                names = [self.astring()]
-                while not self.try_close():
-                    self.sp()
-                    names.append(self.astring())
-                fields = tuple(n.decode("ascii", "replace").upper() for n in names)
+                m = _FIELD_LIST.match(self.s, self.pos)
+                if m is not None and self.depth < self.max_depth:  # common case: plain atoms
+                    self.pos = m.end()
+                    fields = tuple(m.group(1).decode("ascii").upper().split(" "))
+                else:
+                    self.open()
+                    names = [self.astring()]
+                    while not self.try_close():
+                        self.sp()
+                        names.append(self.astring())
+                    fields = tuple(n.decode("ascii", "replace").upper() for n in names)
         self.char(0x5D, "']'")
         return c.Section(part, text, fields)
 
@@ -433,6 +438,7 @@ class Parser:
         raise self.fail(f"unknown fetch item {name[:40]}")
 
 
+_FIELD_LIST = re.compile(rb"\(([" + _ASTRING_CLASS + rb"]+(?: [" + _ASTRING_CLASS + rb"]+)*)\)")
 _SECTION_TEXT = re.compile(rb"[A-Za-z][A-Za-z.]*[A-Za-z]")
 _SECTION_TEXTS = frozenset({"HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT", "TEXT", "MIME"})
 _FETCH_NAME = re.compile(rb"[A-Za-z][A-Za-z0-9.]*")
@@ -859,8 +865,16 @@ def _p_fetch(p: Parser, uid: bool) -> c.AnyCommand:
     seq = p.seqset()
     p.sp()
     macro = None
-    items: list[c.FetchItem]
-    if p.peek() == 0x28:
+    items: list[c.FetchItem] | None = None
+    simple = _SIMPLE_ITEMS.match(p.s, p.pos)
+    if simple is not None and p.depth < p.max_depth:  # "(FLAGS UID ...)": attributes only
+        found = [_ATTR_ITEMS.get(name) for name in simple.group(1).upper().split(b" ")]
+        if None not in found:
+            items = found  # type: ignore[assignment]
+            p.pos = simple.end()
+    if items is not None:
+        pass
+    elif p.peek() == 0x28:
         p.open()
         items = [p.fetch_att()]
         while not p.try_close():
@@ -872,7 +886,7 @@ def _p_fetch(p: Parser, uid: bool) -> c.AnyCommand:
         name = word.decode("ascii").upper() if word else ""
         if name in c.FETCH_MACROS and p.peek() != 0x5B:
             macro = name
-            items = [c.FetchAttr(n) for n in c.FETCH_MACROS[name]]
+            items = [_ATTR_ITEMS[n.encode("ascii")] for n in c.FETCH_MACROS[name]]
         else:
             p.pos = save
             items = [p.fetch_att()]
@@ -898,6 +912,9 @@ def _p_fetch(p: Parser, uid: bool) -> c.AnyCommand:
     p.end()
     return c.Fetch(seq, tuple(items), uid, changedsince, vanished, macro)
 
+
+_SIMPLE_ITEMS = re.compile(rb"\(([A-Za-z0-9.]+(?: [A-Za-z0-9.]+)*)\)(?= |\Z)")
+_ATTR_ITEMS = {n.encode("ascii"): c.FetchAttr(n) for n in _FETCH_ATTRS}
 
 _STORE_ATT = re.compile(rb"([+-]?)FLAGS(\.SILENT)?", re.I)
 
