@@ -1,0 +1,198 @@
+"""A per-user Bayesian classifier (Graham's tokens, Robinson's f(w), Fisher's chi-square).
+
+* Tokens: lower-cased words of the Subject (prefixed ``s:``), the From domain (``f:``), URL
+  host names (``u:``) and the words of the text parts (HTML without tags), decoded from their
+  transfer encoding and charset. Each distinct token counts once per message and becomes a
+  signed 64-bit digest (the store never holds the words themselves).
+* Token probability (Robinson): p(w) = (spam(w)/nspam) / (spam(w)/nspam + ham(w)/nham), shrunk
+  towards 0.5 by how often the token was seen: f(w) = (s·x + n·p(w)) / (s + n), s=1, x=0.5.
+  The ``MAX_CLUES`` tokens furthest from 0.5 (and at least ``MIN_STRENGTH`` from it) are
+  combined with Fisher's chi-square method into one spam probability.
+* Nothing is said until the account has learned at least ``min_spam`` spam and ``min_ham``
+  ham messages: with one class only, every common word would look like that class.
+* Learning happens in the background when the user moves mail (``training``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from merpati.delivery.checks.cache import TtlCache
+from merpati.delivery.checks.context import CheckContext
+from merpati.delivery.checks.results import Result, add_score
+from merpati.delivery.envelope import LocalRecipient
+from merpati.mime import MimeLimitError, ParsedMessage, parse_message
+from merpati.mime.text import decode_charset, decode_cte
+from merpati.storage.checks_api import MAX_TOKENS, ChecksStore
+
+MAX_TEXT = 200_000  # characters of text tokenised per message
+MAX_CLUES = 150
+MIN_STRENGTH = 0.1
+ROBINSON_S = 1.0
+ROBINSON_X = 0.5
+
+_WORD = re.compile(r"[^\W\d_][\w'$-]{2,39}", re.UNICODE)
+_URL_HOST = re.compile(r"(?i)\bhttps?://([a-z0-9.-]{1,253})")
+_TAG = re.compile(r"<[^>]{0,2000}>")
+_HEADER_END = re.compile(rb"\r?\n\r?\n")
+
+
+def _digest(token: str) -> int:
+    return int.from_bytes(hashlib.blake2b(token.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "big", signed=True)
+
+
+def _texts(message: bytes, parsed: ParsedMessage | None) -> Iterable[str]:
+    parts = getattr(parsed, "parts", None) if parsed is not None else None
+    if not parts:
+        end = _HEADER_END.search(message)
+        yield message[end.end() if end else 0 :][:MAX_TEXT].decode("utf-8", "replace")
+        return
+    budget = MAX_TEXT
+    for part in parts:
+        kind = part.get("t") or ["text", "plain"]
+        if kind[0].lower() != "text" or budget <= 0:
+            continue
+        start, stop = part.get("b"), part.get("e")
+        if not isinstance(start, int) or not isinstance(stop, int):
+            continue
+        raw = decode_cte(message[start:stop][: budget * 4], part.get("x"))
+        if raw is None:
+            continue
+        charset = next((v for k, v in part.get("p") or () if str(k).lower() == "charset"), None)
+        text = decode_charset(raw, charset)[:budget]
+        if kind[1].lower() == "html":
+            text = _TAG.sub(" ", text)
+        budget -= len(text)
+        yield text
+
+
+def tokens(message: bytes, parsed: ParsedMessage | None = None) -> list[int]:
+    """The distinct token digests of a message (at most ``MAX_TOKENS``)."""
+    found: dict[str, None] = {}
+    if parsed is not None:
+        subject = parsed.subject or ""
+        for w in _WORD.findall(subject.lower()):
+            found["s:" + w] = None
+        sender = parsed.from_ or ""
+        if "@" in sender:
+            found["f:" + sender.rsplit("@", 1)[1].strip(" >").lower()] = None
+    for text in _texts(message, parsed):
+        for host in _URL_HOST.findall(text):
+            found["u:" + host.lower().strip(".")] = None
+        for w in _WORD.findall(text.lower()):
+            found[w] = None
+            if len(found) >= MAX_TOKENS:
+                break
+        if len(found) >= MAX_TOKENS:
+            break
+    return [_digest(t) for t in found]
+
+
+def chi2q(x2: float, v: int) -> float:
+    """P(chi-square with v (even) degrees of freedom >= x2)."""
+    m = x2 / 2.0
+    term = math.exp(-m)
+    total = term
+    for i in range(1, v // 2):
+        term *= m / i
+        total += term
+    return min(total, 1.0)
+
+
+@dataclass(frozen=True, slots=True)
+class Classification:
+    probability: float  # of spam, 0..1
+    clues: int  # tokens that counted
+
+
+def classify(counts: dict[int, tuple[int, int]], nspam: int, nham: int, token_list: Iterable[int]) -> Classification:
+    nspam, nham = max(nspam, 1), max(nham, 1)
+    probs = []
+    for t in token_list:
+        s, h = counts.get(t, (0, 0))
+        n = s + h
+        if n == 0:
+            continue
+        ps, ph = s / nspam, h / nham
+        p = ps / (ps + ph) if ps + ph else 0.5
+        f = (ROBINSON_S * ROBINSON_X + n * p) / (ROBINSON_S + n)
+        if abs(f - 0.5) >= MIN_STRENGTH:
+            probs.append(f)
+    if not probs:
+        return Classification(0.5, 0)
+    probs.sort(key=lambda f: -abs(f - 0.5))
+    probs = probs[:MAX_CLUES]
+    probs = [min(max(f, 1e-6), 1 - 1e-6) for f in probs]
+    n = len(probs)
+    h = chi2q(-2.0 * sum(math.log(f) for f in probs), 2 * n)
+    s = chi2q(-2.0 * sum(math.log(1.0 - f) for f in probs), 2 * n)
+    return Classification((1.0 + h - s) / 2.0, n)
+
+
+# (lowest probability, score): the first row whose bound the probability reaches.
+DEFAULT_SCORES: tuple[tuple[float, float], ...] = (
+    (0.99, 6.0),
+    (0.95, 4.0),
+    (0.80, 2.0),
+    (0.20, 0.0),
+    (0.01, -1.0),
+    (0.0, -2.0),
+)
+
+
+class BayesCheck:
+    """The per-recipient data check: one read of the account's counts per message and mailbox."""
+
+    name = "bayes"
+
+    def __init__(
+        self,
+        store: ChecksStore,
+        *,
+        min_spam: int = 5,
+        min_ham: int = 5,
+        scores: tuple[tuple[float, float], ...] = DEFAULT_SCORES,
+        totals_ttl: float = 30.0,
+    ) -> None:
+        self._store = store
+        self._min_spam = min_spam
+        self._min_ham = min_ham
+        self._scores = scores
+        # Accounts not trained enough yet cost no token read: their totals are cached briefly.
+        self._untrained: TtlCache[int, bool] = TtlCache(ttl=totals_ttl, size=100_000)
+
+    async def on_data_recipient(self, ctx: CheckContext, rcpt: LocalRecipient) -> Result | None:
+        if ctx.message is None or self._untrained.get(rcpt.account_id):
+            return None
+        toks = ctx.transaction.get("bayes_tokens")
+        if toks is None:
+            toks = tokens(ctx.message, ctx.parsed)
+            ctx.transaction["bayes_tokens"] = toks
+        counts = await self._store.bayes_counts(rcpt.account_id, toks)
+        if counts.spam_messages < self._min_spam or counts.ham_messages < self._min_ham:
+            self._untrained.put(rcpt.account_id, True)
+            return None
+        found = classify(counts.tokens, counts.spam_messages, counts.ham_messages, toks)
+        if found.clues == 0:
+            return None
+        for bound, score in self._scores:
+            if found.probability >= bound:
+                if score == 0:
+                    return None
+                return add_score(score, f"spam probability {found.probability:.3f} from {found.clues} tokens")
+        return None
+
+    def forget(self, account_id: int) -> None:
+        """Drop the cached "untrained" mark (after a learn)."""
+        self._untrained.put(account_id, False, ttl=0.0)
+
+
+def parse_for_tokens(message: bytes) -> ParsedMessage | None:
+    try:
+        return parse_message(message)
+    except MimeLimitError:
+        return None
