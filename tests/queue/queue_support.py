@@ -12,7 +12,7 @@ import asyncio
 import re
 import ssl
 import tempfile
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -87,6 +87,8 @@ class SinkBehaviour:
     silent_after: str | None = None  # "greeting" / "EHLO" / "DATA-END": stop answering from there on
     garbage_on: str | None = None  # the command whose reply is garbage
     hold_data_end: asyncio.Event | None = None  # wait for this event before answering the end of data
+    # async (peer ip, body) -> reply line, or None to drop the connection without a reply
+    on_data_end: Callable[[str, bytes], Awaitable[str | None]] | None = None
 
 
 class SinkServer:
@@ -200,7 +202,14 @@ class SinkServer:
                     return
                 if b.hold_data_end is not None:
                     await b.hold_data_end.wait()
-                reply = b.data_end(bytes(body))
+                if b.on_data_end is not None:
+                    answer = await b.on_data_end(peer, bytes(body))
+                    if answer is None:
+                        writer.transport.abort()
+                        return
+                    reply = answer
+                else:
+                    reply = b.data_end(bytes(body))
                 if reply.startswith("2"):
                     self.received.append(Received(sender, list(rcpts), bytes(body), mail_params, rcpt_params, tls, peer))
                 await self._send(writer, reply)
