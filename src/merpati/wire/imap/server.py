@@ -61,7 +61,8 @@ from merpati.wire.imap.events import (
     Sentinel,
 )
 from merpati.wire.imap.limits import ImapLimits
-from merpati.wire.imap.parser import _HEAD, TAG_RE, ParseError, Parser, parse_append_prefix, parse_command
+from merpati.wire.imap.grammar import parse_append_prefix, parse_command
+from merpati.wire.imap.parser import HEAD_RE, TAG_RE, ParseError, Parser
 
 __all__ = ["ImapServer", "ImapUsageError"]
 
@@ -434,7 +435,7 @@ class ImapServer:
             m = TAG_RE.match(line)
             self._tag = m.group().decode("ascii") if m and line[m.end():m.end() + 1] == b" " else None
             if lit is not None and self._tag is not None:
-                hm = _HEAD.match(line)
+                hm = HEAD_RE.match(line)
                 self._is_append = bool(hm) and hm.group(2).upper() == b"APPEND"
         if self._discard:
             self._continuing = False
@@ -537,7 +538,7 @@ class ImapServer:
         mailbox name): the mailbox is the first argument after APPEND."""
         if self._lits:
             return True
-        m = _HEAD.match(self._parts[0])
+        m = HEAD_RE.match(self._parts[0])
         if m is None:
             return True
         rest = self._parts[0][m.end():]
