@@ -3,7 +3,9 @@
 Targets follow start → add recipient → body → commit: here the only target is the local
 mailbox store, committed in one atomic, durable ``MailStore.deliver`` call for every recipient
 of the transaction. Its return is what allows the session to answer ``250``.
-Content checks (issue: spam/malware) plug in as stages before the commit.
+Content checks (``delivery.checks``) run first when the session hands in its check session
+(``screening``): they may refuse the transaction, or say per recipient which mailbox (INBOX or
+Junk) and which verdict headers (after our ``Received:``) each copy gets.
 """
 
 from __future__ import annotations
@@ -12,12 +14,13 @@ import logging
 from dataclasses import dataclass
 
 from merpati.delivery import results, trace
+from merpati.delivery.checks.pipeline import CheckSession, Filing
 from merpati.delivery.envelope import Envelope
 from merpati.delivery.results import Verdict
 from merpati.delivery.routing import Route, Router
 from merpati.mime import MimeLimitError, MimeLimits, parse_message
 from merpati.storage.api import MailStore, StoreError
-from merpati.storage.models import Delivery, MessageEnvelope
+from merpati.storage.models import INBOX, Delivery, MessageEnvelope
 
 log = logging.getLogger("merpati.delivery")
 
@@ -44,12 +47,22 @@ class InboundPipeline:
     async def route_recipient(self, address: str) -> Route:
         return await self._router.route(address)
 
-    async def deliver(self, envelope: Envelope, data: bytes) -> Verdict:
+    async def deliver(self, envelope: Envelope, data: bytes, *, screening: CheckSession | None = None) -> Verdict:
         """File the message for every recipient of the envelope, durably, or say why not."""
         when = envelope.received_at or trace.now()
         queue_id = self._ids.next()
+        filings: dict[int, Filing] | None = None
+        if screening is not None:
+            outcome = await screening.data(data, envelope.recipients)
+            if outcome.refusal is not None:
+                r = outcome.refusal
+                log.info("refused id=%s from=<%s> by %s: %s %s", queue_id, envelope.sender, r.check, r.code, r.text)
+                make = results.tempfail if (r.code or 550) < 500 else results.reject
+                return make(r.text, code=r.code or 550, enhanced=r.enhanced or "5.7.1")
+            filings = outcome.filings
+            data = outcome.data if outcome.data is not None else data
         try:
-            deliveries = self._compose(envelope, data, queue_id=queue_id, when=when)
+            deliveries = self._compose(envelope, data, queue_id=queue_id, when=when, filings=filings)
         except MimeLimitError as exc:
             log.info("rejected %s: %s", queue_id, exc)
             return TOO_COMPLEX
@@ -71,16 +84,21 @@ class InboundPipeline:
         )
         return results.accept(f"Ok: queued as {queue_id}", enhanced="2.0.0")
 
-    def _compose(self, envelope: Envelope, data: bytes, *, queue_id: str, when) -> list[Delivery]:
+    def _compose(
+        self, envelope: Envelope, data: bytes, *, queue_id: str, when, filings: dict[int, Filing] | None = None
+    ) -> list[Delivery]:
         single = envelope.recipients[0].rcpt if len(envelope.recipients) == 1 else None
-        shared = trace.received(
+        received = trace.received(
             client=envelope.client, hostname=self._settings.hostname, queue_id=queue_id,
             recipient=single, smtputf8=envelope.smtputf8, when=when,
-        ) + data
+        )
+        shared = received + data
         head = trace.return_path(envelope.sender, smtputf8=envelope.smtputf8)
         deliveries: list[Delivery] = []
         for index, rcpt in enumerate(envelope.recipients):
-            blob = head + trace.delivered_to(rcpt.mailbox_address) + shared
+            filing = filings.get(rcpt.account_id) if filings else None
+            body = shared if filing is None else received + filing.headers + data
+            blob = head + trace.delivered_to(rcpt.mailbox_address) + body
             parsed = parse_message(blob, limits=self._settings.mime_limits)
             if index == 0 and parsed.received_count > self._settings.max_received:
                 raise _Refused(TOO_MANY_HOPS)
@@ -90,6 +108,7 @@ class InboundPipeline:
             deliveries.append(Delivery(
                 account_id=rcpt.account_id, data=blob, parsed=parsed, internaldate=when,
                 envelope=_stored_envelope(envelope, rcpt.rcpt),
+                mailbox=(filing.mailbox if filing is not None and filing.mailbox else INBOX),
             ))
         return deliveries
 

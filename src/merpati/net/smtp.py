@@ -75,8 +75,10 @@ class SmtpConnection:
         timeouts: SmtpTimeouts,
         tls_context: ssl.SSLContext | None,
         hostname: str,
+        pregreet_wait: float | None = None,
     ) -> None:
         self._channel = channel
+        self._pregreet_wait = pregreet_wait  # None: no pre-greeting detection (not an MX port)
         self._engine = engine
         self._session = session
         self._timeouts = timeouts
@@ -103,7 +105,10 @@ class SmtpConnection:
         loop = asyncio.get_running_loop()
         self._end_of_life = loop.time() + self._timeouts.lifetime
         try:
+            early = await self._before_greeting(loop)
             await self._channel.write(self._engine.greeting())
+            if early:
+                self._engine.receive_data(early)
             await self._loop(loop)
         except _Timeout:
             self._out += Reply(421, "4.4.2", f"{self._hostname} Error: timeout exceeded").to_bytes()
@@ -112,6 +117,25 @@ class SmtpConnection:
             pass
         finally:
             self._channel.close()
+
+    async def _before_greeting(self, loop: asyncio.AbstractEventLoop) -> bytes:
+        """Pre-greeting detection (SECURITY-CASES SMTP-09, postscreen's pregreet test): what the
+        client sends before our banner, waiting up to ``pregreet_wait`` seconds for it; then the
+        session's connect stage (``on_connect``), which decides what early talk means."""
+        early = b""
+        if self._pregreet_wait is not None:
+            if self._pregreet_wait > 0:
+                self._channel.set_deadline(loop.time() + self._pregreet_wait)
+                try:
+                    early = await self._channel.read()
+                except TimeoutError:
+                    pass
+            elif self._channel.has_buffered():
+                early = await self._channel.read()
+        on_connect = getattr(self._session, "on_connect", None)
+        if on_connect is not None:
+            await on_connect(early)
+        return early
 
     async def _loop(self, loop: asyncio.AbstractEventLoop) -> None:
         deadline = loop.time() + self._timeouts.command

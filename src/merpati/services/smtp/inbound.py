@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from merpati.delivery import results
+from merpati.delivery.checks.pipeline import CheckPipeline, CheckSession
 from merpati.delivery.envelope import ClientInfo, Envelope, LocalRecipient
 from merpati.delivery.pipeline import InboundPipeline
 from merpati.delivery.results import Verdict
@@ -48,6 +49,7 @@ def _always() -> bool:
 class SessionPolicy:
     trusted_networks: tuple[Network, ...] = ()
     space_ok: Callable[[], bool] = _always  # False → 452 4.3.1 at MAIL (SECURITY-CASES STORE-05)
+    checks: CheckPipeline | None = None  # content and sender checks (delivery.checks); None: none
 
 
 def parse_networks(specs: tuple[str, ...]) -> tuple[Network, ...]:
@@ -67,6 +69,7 @@ class InboundSession:
     policy: SessionPolicy = field(default_factory=SessionPolicy)
     envelope: Envelope | None = None
     body: bytearray = field(default_factory=bytearray)
+    screening: CheckSession | None = None  # this connection's check session, made in on_connect
 
     @property
     def trusted(self) -> bool:
@@ -87,10 +90,19 @@ class InboundSession:
             return None
         return await handler(self, event)
 
+    async def on_connect(self, pregreet: bytes = b"") -> None:
+        """Before the banner (net calls it): connect-stage checks; ``pregreet`` is what the
+        client sent before the banner. Their refusals are answered at MAIL FROM."""
+        if self.policy.checks is not None:
+            self.screening = self.policy.checks.session(self.client, trusted=self.trusted)
+            await self.screening.connect(pregreet)
+
     async def on_hello(self, event: Hello) -> Reply:
         self._reset()
         c = self.client
         self.client = ClientInfo(c.ip, c.port, event.name, event.extended, c.tls, c.authenticated_as, c.reverse_name)
+        if self.screening is not None:
+            await self.screening.hello(self.client)
         return self.engine.hello_reply()
 
     async def on_mail(self, event: MailFrom) -> Reply:
@@ -105,6 +117,11 @@ class InboundSession:
             ret=event.params.ret,
             envid=event.params.envid,
         )
+        if self.screening is not None:
+            refusal = await self.screening.mail(self.envelope.sender)
+            if refusal is not None:
+                self._reset()
+                return Reply(refusal.code or 550, refusal.enhanced, refusal.text)
         return Reply(250, "2.1.0", "Ok")
 
     async def on_rcpt(self, event: RcptTo) -> Reply:
@@ -117,6 +134,10 @@ class InboundSession:
         if not verdict.accepted:
             log.info("rcpt refused ip=%s to=<%s>: %d %s", self.client.ip, address, verdict.code, verdict.text)
             return verdict_reply(verdict, subject=address)
+        if self.screening is not None:
+            refusal = await self.screening.rcpt(address, route.recipients)
+            if refusal is not None:
+                return Reply(refusal.code or 550, refusal.enhanced, f"<{address}>: {refusal.text}")
         _add_recipients(self.envelope, route.recipients)
         self.envelope.rcpt_params[address] = {"notify": event.params.notify, "orcpt": event.params.orcpt}
         return Reply(250, "2.1.5", "Ok")
@@ -142,7 +163,7 @@ class InboundSession:
             return Reply(554, "5.5.1", "Error: no valid recipients")
         envelope.received_at = now()
         envelope.client = self.client
-        return verdict_reply(await self.pipeline.deliver(envelope, data))
+        return verdict_reply(await self.pipeline.deliver(envelope, data, screening=self.screening))
 
     async def on_starttls(self, event: StartTls) -> Reply:
         self._reset()
@@ -153,12 +174,16 @@ class InboundSession:
 
     async def on_reset(self, event: Reset) -> None:
         self._reset()
+        if self.screening is not None:
+            self.screening.reset()
         return None
 
     def tls_started(self) -> None:
         self._reset()
         c = self.client
         self.client = ClientInfo(c.ip, c.port, "", False, True, c.authenticated_as, c.reverse_name)
+        if self.screening is not None:
+            self.screening.tls_started(self.client)
 
     def _reset(self) -> None:
         self.envelope = None
