@@ -14,6 +14,7 @@ import pytest
 from support.dns_server import DnsServer, DnsServerProcess
 
 from merpati.resolver import (
+    DnsPermError,
     DnsPythonResolver,
     DnsTempError,
     DnsTimeout,
@@ -143,6 +144,15 @@ def test_cache_and_live_changes() -> None:
             run(resolver.a("new.a.test"))  # negative cache
         now[0] += 61
         assert run(resolver.a("new.a.test")) == [ipaddress.IPv4Address("127.0.0.3")]
+
+
+def test_invalid_names_are_permanent_without_a_query() -> None:
+    with DnsServer(ZONE) as server:
+        resolver = DnsPythonResolver([server.nameserver], timeout=2)
+        for name in ("a" * 64 + ".a.test", ("x" * 60 + ".") * 5 + "test", "a..test"):
+            with pytest.raises(DnsPermError):
+                run(resolver.txt(name))
+        assert server.queries == []
 
 
 def test_zone_text_and_garbage_input() -> None:

@@ -66,7 +66,7 @@ MIN_RSA_BITS = 1024
 MAX_RSA_BITS = 8192
 MAX_SIGNATURES = 10
 MAX_KEY_RECORD = 8192
-_THREAD_THRESHOLD = 256 * 1024  # body bytes from which hashing moves off the event loop
+_THREAD_THRESHOLD = 64 * 1024  # body bytes from which hashing moves off the event loop (~1 ms)
 
 
 class DkimVerdict(StrEnum):
