@@ -128,6 +128,40 @@ class ImapServer:
     ``ProtocolError``.
     """
 
+    __slots__ = (
+        "_after_skip",
+        "_append_count",
+        "_append_mailbox",
+        "_authenticated",
+        "_buf",
+        "_continuing",
+        "_discard",
+        "_eof",
+        "_is_append",
+        "_lit_binary",
+        "_lit_chunks",
+        "_lit_ends",
+        "_lit_left",
+        "_lit_message",
+        "_lit_size",
+        "_lit_sync",
+        "_lits",
+        "_mode",
+        "_out",
+        "_parts",
+        "_pause",
+        "_pending",
+        "_special_tag",
+        "_start",
+        "_tag",
+        "_text_len",
+        "_total",
+        "_utf8",
+        "limits",
+        "literal_plus",
+        "stream_append",
+    )
+
     def __init__(self, *, limits: ImapLimits = _DEFAULT_LIMITS, literal_plus: bool = True,
                  stream_append: bool = False, authenticated: bool = False,
                  utf8: bool = False) -> None:
@@ -151,7 +185,7 @@ class ImapServer:
     def _reset_command(self) -> None:
         self._parts: list[bytes] = []
         self._lits: list[bytes | None] = []
-        self._lit_ends: list[int] = []
+        self._lit_ends: list[int] = []  # text offsets just after each literal header
         self._text_len = 0
         self._total = 0
         self._tag: str | None = None
