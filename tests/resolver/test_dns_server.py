@@ -146,6 +146,18 @@ def test_cache_and_live_changes() -> None:
         assert run(resolver.a("new.a.test")) == [ipaddress.IPv4Address("127.0.0.3")]
 
 
+def test_explicit_zones_answer_nxdomain_for_unknown_names() -> None:
+    with DnsServer(ZONE, zones=["test", "in-addr.arpa"]) as server:
+        resolver = DnsPythonResolver([server.nameserver], timeout=2)
+        with pytest.raises(NxDomain):
+            run(resolver.mx("unknown.test"))
+        with pytest.raises(NxDomain):
+            run(resolver.ptr("127.0.0.99"))
+        assert run(resolver.ptr("127.0.0.2")) == ["mx.a.test"]
+        with pytest.raises(DnsTempError):
+            run(resolver.a("example.com"))  # not ours: REFUSED
+
+
 def test_invalid_names_are_permanent_without_a_query() -> None:
     with DnsServer(ZONE) as server:
         resolver = DnsPythonResolver([server.nameserver], timeout=2)

@@ -15,8 +15,9 @@ test and a Merpati subprocess can both use it. Data is a dict ``name → {TYPE: 
 zone-file text (``DnsServer.from_zone_text``). Values: ``"A": ["127.0.0.2"]``,
 ``"MX": [(10, "mx.a.test")]`` or ``["10 mx.a.test"]``, ``"TXT": ["text"]`` (a long text is
 split into 255-byte strings; a list of strings is one record), ``"CNAME"/"PTR"/"NS": names``,
-other types as rdata text. Names are absolute; every top-most name of the data is a zone apex
-with a synthetic SOA and NS (for negative answers); names outside every apex get REFUSED.
+other types as rdata text. Names are absolute. Zone apexes are ``zones=[...]`` if given, else
+every top-most name of the data; negative answers carry the apex's SOA (synthetic unless
+given); names outside every apex get REFUSED (a temporary error for a resolver).
 
 Answers over UDP that exceed 512 bytes (or the client's EDNS size) are truncated (TC), so the
 client retries over TCP, as with a real server.
@@ -106,6 +107,7 @@ class DnsServer:
         host: str = "127.0.0.1",
         port: int = 0,
         ttl: int = 300,
+        zones: Iterable[str] = (),
     ) -> None:
         if not host.startswith("127."):
             raise ValueError("tests serve DNS on loopback only")
@@ -121,6 +123,10 @@ class DnsServer:
         self._threads: list[threading.Thread] = []
         self._sockets: list[socket.socket] = []
         self.queries: list[tuple[str, str, str]] = []  # (name, TYPE, "udp"|"tcp")
+        # explicit zone apexes (e.g. ["test", "in-addr.arpa"]): any name below one of them is
+        # answered authoritatively (NXDOMAIN when unknown); without them, the top-most names
+        # of the data are the apexes
+        self.zones = [_name(z) for z in zones]
         for name, rrsets in (records or {}).items():
             for rdtype, values in rrsets.items():
                 self.set(name, rdtype, values)
@@ -227,6 +233,9 @@ class DnsServer:
             return response
 
     def _apex(self, name: dns.name.Name) -> dns.name.Name | None:
+        if self.zones:
+            matching = [z for z in self.zones if name.is_subdomain(z)]
+            return max(matching, key=len) if matching else None
         best = None
         for candidate in self._data:
             if name.is_subdomain(candidate) and not any(
