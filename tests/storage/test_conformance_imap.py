@@ -857,3 +857,41 @@ async def test_expunge_is_one_change_seen_by_other_sessions(backend):
     assert await node_b.expunged_since(inbox.id, top - 1) == [2, 4]
     assert await node_a.expunge(inbox.id, [2, 4]) == []  # nothing left to remove: no new MODSEQ
     assert (await node_b.get_mailbox_by_id(inbox.id)).highestmodseq == top
+
+
+# -- hostile input ----------------------------------------------------------------------------------------
+
+
+async def test_hostile_names_and_uids_are_inert(store):
+    acc = await _account(store)
+    inbox = await _inbox(store, acc.id)
+    for name in ("a%", "a_", "a*/..", "x'); DROP TABLE messages; --", "%/%"):
+        box = await store.create_mailbox(acc.id, name)
+        assert (await store.get_mailbox(acc.id, name)).id == box.id
+    await store.create_mailbox(acc.id, "ab/c")
+    await store.subscribe(acc.id, "a%/z")
+    # renaming "a%" touches its own inferiors only, never what a LIKE pattern would match
+    await store.rename_mailbox(acc.id, "a%", "pct")
+    assert await store.get_mailbox(acc.id, "ab/c") is not None and await store.get_mailbox(acc.id, "a_") is not None
+    assert "pct/z" in await store.list_subscriptions(acc.id)
+    # a rename that would make an inferior's name too long is refused whole
+    await store.create_mailbox(acc.id, "s/" + "y" * 1000)
+    with pytest.raises(InvalidInput):
+        await store.rename_mailbox(acc.id, "s", "z" * 100)
+    assert await store.get_mailbox(acc.id, "s") is not None
+    # UIDs: out-of-range values select nothing; non-integers are refused
+    await store.deliver([_delivery(acc.id)])
+    archive = await store.get_mailbox(acc.id, "Archive")
+    assert await store.copy_messages(inbox.id, [0, -1, 2**32, 2**63], archive.id) == []
+    for bad in (["1"], [True], [1.0]):
+        with pytest.raises(InvalidInput):
+            await store.copy_messages(inbox.id, bad, archive.id)
+        with pytest.raises(InvalidInput):
+            await store.read_messages(inbox.id, bad)
+    with pytest.raises(InvalidInput):
+        await store.list_messages(inbox.id, changedsince=-5)
+    with pytest.raises(InvalidInput):
+        await store.lock_maildrop(True)
+    with pytest.raises(InvalidInput):
+        await store.set_quota(acc.id, messages=True)
+    assert [m.uid for m in await store.list_messages(inbox.id)] == [1]

@@ -203,8 +203,9 @@ class MailStore(Protocol):
         * Renaming INBOX creates ``new`` (new id and UIDVALIDITY) and moves every INBOX message
           into it (new UIDs there, flags kept), leaving INBOX empty with the same UIDVALIDITY
           and a UIDNEXT that never goes back; inferiors of INBOX are not renamed.
-        * AlreadyExists when ``new`` (or a renamed inferior's new name) exists; NotFound when
-          ``old`` does not; InvalidInput for renaming onto INBOX or under itself.
+        * AlreadyExists when ``new`` (or a renamed inferior's new name) exists (INBOX always
+          does); NotFound when ``old`` does not; InvalidInput for a mailbox under itself or a
+          name the store refuses (empty level, too long, control characters).
         * Publishes MailboxChanged("renamed", name=new name) per renamed mailbox, ("created")
           for created superiors; for INBOX: MailboxChanged("created"), MessageAdded for the new
           mailbox and Expunged for INBOX."""
