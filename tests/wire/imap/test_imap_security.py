@@ -337,3 +337,10 @@ def test_eof_mid_command() -> None:
     h.eng.receive_eof()
     h.pump()
     assert h.take()[0] == [ConnectionClosed(False)]
+
+
+def test_append_before_login_bounded_by_prelogin_literal_limit() -> None:
+    events, out = three_ways(b"a APPEND INBOX {8193}\r\nb NOOP\r\n", authenticated=False)
+    assert events[0] == ProtocolError("a", "Message too large", "NO", "TOOBIG")
+    assert events[1] == Command("b", Noop())
+    assert out == b""

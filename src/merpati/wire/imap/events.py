@@ -96,7 +96,8 @@ class ProtocolError:
 class AppendLiteral:
     """APPEND reached the literal of message number ``index`` (0-based) of ``mailbox``.
 
-    A *decision event*: check the mailbox, quota and size, then call
+    A *decision event*: check the state (``ALLOWED``: APPEND is invalid before login),
+    the mailbox, quota and size, then call
     ``accept_literal()`` (the engine sends ``+ Ready`` itself when ``synchronizing``) or
     write a tagged ``NO [TRYCREATE]`` / ``NO [OVERQUOTA]`` / ``NO [TOOBIG]`` and call
     ``reject_literal()`` (the engine skips a non-synchronizing literal's octets and the

@@ -521,8 +521,8 @@ class ImapServer:
             size = int(digits)
         if not sync and not self.literal_plus and (size < 0 or size > lim.max_nonsync_literal):
             return self._error("Non-synchronizing literal size too large", fatal=True)
-        if message:
-            limit = lim.message_size
+        if message:  # before login APPEND is invalid anyway: no big literal for it
+            limit = lim.message_size if self._authenticated else lim.max_literal_prelogin
         elif self._authenticated:
             limit = min(lim.max_literal, lim.max_command - self._total)
         else:
