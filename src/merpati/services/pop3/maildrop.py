@@ -13,11 +13,10 @@ for the RETRs that usually follow.
 
 from __future__ import annotations
 
-import asyncio
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from merpati.storage.api import MailStore, NotFound
+from merpati.storage.api import MailStore
 from merpati.storage.models import Mailbox, MessageMeta
 from merpati.wire.pop3 import crlf_size, to_crlf
 
@@ -53,37 +52,10 @@ class SizeCache:
         return len(self._sizes)
 
 
-class BulkReader:
-    """``read_messages`` of the store, or one ``read_message`` per UID while it has none."""
-
-    def __init__(self, store: MailStore) -> None:
-        self._store = store
-        self._bulk: bool | None = None
-
-    async def read(self, mailbox_id: int, uids: list[int]) -> dict[int, bytes]:
-        if self._bulk is not False:
-            try:
-                found = await self._store.read_messages(mailbox_id, uids)
-            except (NotImplementedError, AttributeError):
-                self._bulk = False
-            else:
-                self._bulk = True
-                return found
-        datas = await asyncio.gather(*(self._one(mailbox_id, uid) for uid in uids))
-        return {uid: data for uid, data in zip(uids, datas) if data is not None}
-
-    async def _one(self, mailbox_id: int, uid: int) -> bytes | None:
-        try:
-            return await self._store.read_message(mailbox_id, uid)
-        except NotFound:
-            return None
-
-
 class Maildrop:
     def __init__(
         self,
         store: MailStore,
-        reader: BulkReader,
         mailbox: Mailbox,
         metas: list[MessageMeta],
         sizes: SizeCache,
@@ -92,7 +64,6 @@ class Maildrop:
         chunk: int,
     ) -> None:
         self._store = store
-        self._reader = reader
         self.mailbox = mailbox
         self._sizes = sizes
         self._budget = read_ahead_bytes
@@ -122,7 +93,7 @@ class Maildrop:
         missing = [e for e in entries if e.size is None]
         for start in range(0, len(missing), self._chunk):
             part = missing[start : start + self._chunk]
-            found = await self._reader.read(self.mailbox.id, [e.uid for e in part])
+            found = await self._store.read_messages(self.mailbox.id, [e.uid for e in part])
             for e in part:
                 data = found.get(e.uid)
                 if data is None:  # expunged by another client meanwhile; RETR will say so

@@ -1,7 +1,9 @@
 """POP3 sessions over the store: login, the maildrop snapshot, TRANSACTION commands, UPDATE.
 
-``Pop3Service`` is one per server (it holds the maildrop locks, the size cache and the
-login-delay clock); ``Pop3Service.session(...)`` makes one ``Pop3Session`` per connection.
+``Pop3Service`` is one per server (it holds the size cache and the login-delay clock);
+``Pop3Service.session(...)`` makes one ``Pop3Session`` per connection. The maildrop lock is
+the store's ``lock_maildrop``: exclusive across processes and nodes, released by the kernel
+(SQLite ``flock``) or PostgreSQL (advisory lock) if the holder dies.
 The net layer feeds every decision event of the wire engine to ``Pop3Session.handle`` and
 writes the ``Response`` it returns, and calls ``close()`` when the connection ends, however
 it ends.
@@ -32,9 +34,8 @@ from types import MappingProxyType
 from typing import Any
 
 from merpati.services.auth import Authenticator
-from merpati.services.pop3.locks import Lock, MaildropLocker
-from merpati.services.pop3.maildrop import BulkReader, Entry, Maildrop, SizeCache
-from merpati.storage.api import MailStore, NotFound, StoreError, TemporaryStoreError
+from merpati.services.pop3.maildrop import Entry, Maildrop, SizeCache
+from merpati.storage.api import MaildropLock, MailStore, NotFound, StoreError, TemporaryStoreError
 from merpati.storage.models import INBOX, FlagMode
 from merpati.wire.pop3 import (
     Dele,
@@ -88,9 +89,7 @@ class Pop3Service:
         self.store = store
         self.authenticator = authenticator
         self.settings = settings or Pop3Settings()
-        self.locker = MaildropLocker(store)
         self.sizes = SizeCache(self.settings.size_cache_entries)
-        self.reader = BulkReader(store)
         self._clock = clock
         self._last_login: OrderedDict[int, float] = OrderedDict()
 
@@ -118,7 +117,7 @@ class Pop3Session:
         self._service = service
         self._store = service.store
         self._remote_ip = remote_ip
-        self._lock: Lock | None = None
+        self._lock: MaildropLock | None = None
         self.maildrop: Maildrop | None = None
         self.account_address: str | None = None
 
@@ -156,7 +155,7 @@ class Pop3Session:
             return AUTH_FAILED
         if self._service.login_too_soon(account.id):
             return Err("Logged in too recently, try again later.", RespCode.LOGIN_DELAY)
-        lock = await self._service.locker.try_lock(account.id)
+        lock = await self._store.lock_maildrop(account.id)  # exclusive across processes and nodes
         if lock is None:
             return IN_USE
         try:
@@ -171,7 +170,7 @@ class Pop3Session:
         self._lock = lock
         settings = self._service.settings
         self.maildrop = Maildrop(
-            self._store, self._service.reader, mailbox, metas, self._service.sizes,
+            self._store, mailbox, metas, self._service.sizes,
             read_ahead_bytes=settings.read_ahead_bytes, chunk=settings.read_chunk,
         )
         self.account_address = account.address
