@@ -90,13 +90,11 @@ class ImapConnection:
 
     # -- lifecycle ---------------------------------------------------------------------------
     def request_shutdown(self) -> None:
+        """Stop at the next command boundary; a connection waiting for its client (or in
+        IDLE) wakes at once, says BYE and closes."""
         self._shutdown = True
         if self._waiting:
-            try:
-                if self._channel.transport is not None and not self._channel.transport.is_closing():
-                    self._channel.transport.write(self._encode(b"* BYE Server shutting down\r\n"))
-            finally:
-                self._channel.close()
+            self._channel.set_deadline(asyncio.get_running_loop().time())
 
     async def run(self) -> None:
         try:
@@ -255,9 +253,7 @@ class ImapConnection:
                 self._engine.receive_data(self._inflate_some(b""))
                 continue
             if self._shutdown:
-                self._out.append(b"* BYE Server shutting down\r\n")
-                await self._flush_quietly()
-                return False
+                return await self._say_bye()
             if loop.time() >= deadline:
                 raise _Timeout()
             sub = session.subscription
@@ -287,10 +283,17 @@ class ImapConnection:
             if read.done() and not read.cancelled():
                 exc = read.exception()
                 if isinstance(exc, TimeoutError):
+                    if self._shutdown:
+                        return await self._say_bye()
                     raise _Timeout()
                 if exc is not None:
                     raise ChannelClosed(str(exc))
                 self._take(read.result())
+
+    async def _say_bye(self) -> bool:
+        self._out.append(b"* BYE Server shutting down\r\n")
+        await self._flush_quietly()
+        return False
 
     def _note_change(self, task: asyncio.Future[Any]) -> None:
         view = self._session.selected
@@ -310,9 +313,7 @@ class ImapConnection:
             self._engine.receive_data(self._inflate_some(b""))
             return True
         if self._shutdown and not self._engine.in_command:
-            self._out.append(b"* BYE Server shutting down\r\n")
-            await self._flush_quietly()
-            return False
+            return await self._say_bye()
         loop = asyncio.get_running_loop()
         if loop.time() >= deadline:
             raise _Timeout()
@@ -321,6 +322,8 @@ class ImapConnection:
         try:
             data = await self._channel.read()
         except TimeoutError:
+            if self._shutdown:
+                return await self._say_bye()
             raise _Timeout() from None
         finally:
             self._waiting = False
