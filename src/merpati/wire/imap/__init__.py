@@ -7,7 +7,8 @@ Modules
 * ``events`` — what ``ImapServer.next_event()`` returns; ``NEED_DATA`` / ``PAUSED``.
 * ``states`` — ``State`` and ``ALLOWED[state] = {command classes}``.
 * ``limits`` — ``ImapLimits`` (constructor parameter of the engine).
-* ``server`` — ``ImapServer``, the engine.
+* ``server`` — ``ImapServer``, the engine (framing, literals, limits, pauses).
+* ``parser`` / ``grammar`` — tokens and the per-command grammar (internal).
 * ``response`` — serialisers: tagged/untagged/continuation lines and IMAP values.
 * ``mutf7`` — modified UTF-7 mailbox names (RFC 3501 §5.1.3).
 * ``pattern`` — ``match_mailbox_pattern`` for LIST ``*``/``%`` in linear time.
@@ -15,22 +16,30 @@ Modules
 Typical session loop (the net layer owns the socket)::
 
     eng = ImapServer(limits=ImapLimits(), literal_plus=True)
-    write(b"* OK [CAPABILITY ...] ready\\r\\n")
+    write(b"* OK [CAPABILITY ...] ready\r\n")
     while True:
         ev = eng.next_event()
         write(eng.data_to_send())            # the engine's own "+ Ready" continuations
         if ev is NEED_DATA:
             data = await read()
             eng.receive_data(data) if data else eng.receive_eof()
-        elif ev is PAUSED:
-            ...                               # never happens if every pausing event
-                                              # (see events.py) is answered at once
-        elif isinstance(ev, Command):
-            handle(ev.tag, ev.command)        # check states.ALLOWED first
+        elif isinstance(ev, Command):         # check states.ALLOWED[state] first
+            handle(ev.tag, ev.command)        # STARTTLS/COMPRESS/IDLE/AUTHENTICATE pause
+                                              # the engine: answer, then call start_tls() /
+                                              # start_compress() / start_idle() /
+                                              # continue_auth(), or resume() to refuse
+        elif isinstance(ev, AppendLiteral):   # check mailbox/quota, then
+            eng.accept_literal()              # or write "tag NO [...]" + reject_literal()
         elif isinstance(ev, ProtocolError):
-            write(eng.error_response(ev))     # tagged/untagged BAD or NO
+            write(eng.error_response(ev))     # tagged/untagged BAD or NO [TOOBIG]
             if ev.fatal: close()
-        ...
+        elif isinstance(ev, ConnectionClosed):
+            close()
+        # IdleDone, AuthResponse, AuthCancel, AppendChunk: see events.py
+
+``PAUSED`` is returned while a pausing event waits for its session call (see the table
+in ``events.py``). After a successful login call ``set_authenticated()`` (post-login
+limits); after ``ENABLE UTF8=ACCEPT`` call ``enable_utf8()``.
 """
 
 from merpati.wire.imap.commands import *  # noqa: F403
