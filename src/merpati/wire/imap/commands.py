@@ -1,7 +1,8 @@
 """Typed IMAP commands: what ``ImapServer.next_event()`` hands over in ``Command.command``.
 
 This module is the contract between the wire engine and ``services.imap``: every class
-here is a frozen dataclass, changes are additive only.
+here is a frozen dataclass, changes are additive only. (It is over 600 lines on purpose:
+one place to read the whole command vocabulary; it holds no logic.)
 
 Conventions for every field
 ---------------------------
