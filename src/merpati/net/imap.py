@@ -29,7 +29,6 @@ from typing import Any
 
 from merpati.net.channel import ByteChannel, ChannelClosed
 from merpati.services.imap.session import Action, ImapSession
-from merpati.storage.api import FeedOverflow
 from merpati.wire.imap import commands as c
 from merpati.wire.imap.events import (
     NEED_DATA,
@@ -256,13 +255,12 @@ class ImapConnection:
                 return await self._say_bye()
             if loop.time() >= deadline:
                 raise _Timeout()
-            sub = session.subscription
             self._channel.set_deadline(deadline)
             read = asyncio.ensure_future(self._channel.read())
             waits = {read}
             change = None
-            if sub is not None:
-                change = asyncio.ensure_future(sub.__anext__())
+            if session.subscription is not None:
+                change = asyncio.ensure_future(session.wait_change())
                 waits.add(change)
             self._waiting = True
             try:
@@ -272,8 +270,7 @@ class ImapConnection:
                 for t in waits:
                     if not t.done():
                         t.cancel()
-            if change is not None and change.done() and not change.cancelled():
-                self._note_change(change)
+            if change is not None and change.done() and not change.cancelled() and change.result():
                 data = await session.idle_sync()
                 if data:
                     self._out.append(data)
@@ -294,16 +291,6 @@ class ImapConnection:
         self._out.append(b"* BYE Server shutting down\r\n")
         await self._flush_quietly()
         return False
-
-    def _note_change(self, task: asyncio.Future[Any]) -> None:
-        view = self._session.selected
-        exc = task.exception()
-        if view is None:
-            return
-        if isinstance(exc, FeedOverflow):
-            view.note_overflow()
-        elif exc is None:
-            view.note(task.result())
 
     # -- input -------------------------------------------------------------------------------
     async def _feed(self, deadline: float) -> bool:

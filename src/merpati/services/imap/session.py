@@ -29,7 +29,7 @@ from typing import Any
 from merpati.services.auth import Authenticator
 from merpati.services.imap.fmt import sanitize_text
 from merpati.services.imap.view import BadSequence, RecentTracker, SelectedMailbox, drain
-from merpati.storage.api import MailStore, StoreError, TemporaryStoreError
+from merpati.storage.api import FeedOverflow, MailStore, StoreError, TemporaryStoreError
 from merpati.storage.models import Account
 from merpati.wire.imap.states import ALLOWED, State
 
@@ -278,6 +278,22 @@ class ImapSession:
             view.note_overflow()
         for event in events:
             view.note(event)
+
+    async def wait_change(self) -> bool:
+        """Wait for the next change-feed event and note it in the view (IDLE).
+
+        False when there is nothing to wait on (no mailbox selected, or the feed closed).
+        Cancelling it loses nothing: queued events stay queued."""
+        view, sub = self.selected, self.subscription
+        if view is None or sub is None:
+            return False
+        try:
+            view.note(await sub.__anext__())
+        except FeedOverflow:
+            view.note_overflow()
+        except StopAsyncIteration:
+            return False
+        return True
 
     async def sync(self, *, expunges: bool) -> bytes:
         """Untagged updates for the selected mailbox at a safe point."""
