@@ -1,11 +1,89 @@
-"""Wiring of the queue part (filled in by its issue)."""
+"""Wiring of the outbound queue: a DNS resolver from ``[dns]``, the runner from ``[queue]``
+and ``[relay]``, local filing through the inbound pipeline. The runner is a background
+service of the main process; ``store.queue.on_enqueue`` wakes it after a local enqueue."""
 
 from __future__ import annotations
 
+import logging
+import time
+from collections.abc import Callable
+
 from merpati.assembly.context import AppContext, Stoppable
+from merpati.config import Config, ConfigError
+from merpati.queue.client import ClientSettings
+from merpati.queue.dialer import TcpDialer, client_tls_context
+from merpati.queue.local import PipelineLocalDelivery
+from merpati.queue.policy import RetryPolicy
+from merpati.queue.runner import QueueRunner, Relay, RunnerSettings
+from merpati.resolver import DnsPythonResolver, Resolver, parse_nameserver
+
+log = logging.getLogger("merpati.queue")
 
 LISTENERS: tuple[str, ...] = ()
 
 
+def retry_policy(config: Config) -> RetryPolicy:
+    q = config.queue
+    try:
+        return RetryPolicy.from_strings(q.retry_schedule, q.lifetime, q.delay_warning)
+    except ValueError as exc:
+        raise ConfigError(f"queue: {exc}") from None
+
+
+def check_config(config: Config) -> None:
+    retry_policy(config)
+    for ns in config.dns.nameservers:
+        try:
+            parse_nameserver(ns)
+        except ValueError as exc:
+            raise ConfigError(f"dns.nameservers: {exc}") from None
+    if config.dns.timeout <= 0:
+        raise ConfigError("dns.timeout: must be positive")
+    if config.queue.concurrency < 1:
+        raise ConfigError("queue.concurrency: must be at least 1")
+
+
+def resolver(config: Config) -> Resolver:
+    return DnsPythonResolver(list(config.dns.nameservers), timeout=config.dns.timeout)
+
+
+def build_runner(
+    ctx: AppContext, *, dns: Resolver | None = None, clock: Callable[[], float] = time.time
+) -> QueueRunner:
+    config = ctx.config
+    check_config(config)
+    relay = Relay(config.relay.host, config.relay.port) if config.relay.host else None
+    client = ClientSettings(
+        helo_name=config.hostname,
+        tls_context=client_tls_context(),
+        require_tls=bool(relay and config.relay.username),
+        username=config.relay.username if relay else "",
+        password=config.relay.password if relay else "",
+    )
+    settings = RunnerSettings(
+        hostname=config.hostname,
+        concurrency=config.queue.concurrency,
+        port=config.queue.port,
+        connect_timeout=config.queue.connect_timeout,
+        relay=relay,
+    )
+    return QueueRunner(
+        ctx.store.queue,  # type: ignore[attr-defined]
+        resolver=dns or resolver(config),
+        policy=retry_policy(config),
+        settings=settings,
+        client=client,
+        dialer=TcpDialer(bind_address=config.queue.bind_address),
+        local=PipelineLocalDelivery(ctx.router, ctx.pipeline, hostname=config.hostname),
+        clock=clock,
+    )
+
+
 async def start(ctx: AppContext) -> list[Stoppable]:
-    return []
+    if not ctx.main_process:
+        return []
+    runner = build_runner(ctx)
+    ctx.store.queue.on_enqueue(runner.wake)  # type: ignore[attr-defined]
+    await runner.start()
+    log.info("queue runner started (owner %s, concurrency %d)", runner.owner, runner.settings.concurrency)
+    return [runner]
