@@ -45,6 +45,8 @@ from merpati.storage.models import (
 
 if False:  # pragma: no cover - typing only, avoids importing mime at runtime here
     from merpati.mime import ParsedMessage
+    from merpati.storage.search import Query, SortKey
+    from merpati.storage.threads import ThreadNode, ThreadRow
 
 
 class StoreError(Exception):
@@ -333,6 +335,27 @@ class MailStore(Protocol):
         """Remove those messages in one durable transaction (IMAP EXPUNGE, POP3 UPDATE); return
         the UIDs actually removed. They take one new MODSEQ, recorded for ``expunged_since``;
         quota usage drops; Expunged is published after the commit."""
+        ...
+
+    # -- SEARCH, SORT, THREAD (storage.search: the query AST and its exact semantics) -----------
+    async def search(self, mailbox_id: int, query: Query) -> list[int]:
+        """UIDs of the mailbox's messages matching ``query``, ascending, answered by the
+        database (BODY/TEXT through the full-text index). The session turns sequence numbers,
+        ``$``, ``*`` and \\Recent into UID sets first. NotFound; InvalidInput for a malformed or
+        oversized query (storage.search.validate)."""
+        ...
+
+    async def sort(self, mailbox_id: int, query: Query, keys: Sequence[SortKey]) -> list[int]:
+        """UIDs matching ``query`` in RFC 5256 / RFC 5957 SORT order of ``keys`` (ties by UID)."""
+        ...
+
+    async def thread(self, mailbox_id: int, query: Query, algorithm: str) -> list[ThreadNode]:
+        """RFC 5256 THREAD ("ORDEREDSUBJECT" or "REFERENCES") of the messages matching
+        ``query``, as a forest of UIDs; ``storage.threads.format_threads`` renders it."""
+        ...
+
+    async def thread_data(self, mailbox_id: int, uids: Sequence[int]) -> list[ThreadRow]:
+        """What threading needs of those messages (storage.threads.ThreadRow), by UID."""
         ...
 
     # -- quota (RFC 9208): one quota root per account ----------------------------------------

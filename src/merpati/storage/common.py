@@ -320,6 +320,21 @@ class PreparedDelivery:
     internaldate_us: int
     internaldate_tz: int
     envelope: str | None = None  # MessageEnvelope.to_json(), or None
+    doc: Any = None  # search_doc.SearchDoc for the search index; None: indexed on first search
+
+
+def search_doc(data: bytes, parsed: Any) -> Any:
+    """The message's search document (storage.search_doc), or None when building it failed:
+    indexing must never cost a delivery; the search methods index such messages later."""
+    from merpati.storage.search_doc import build_search_doc
+
+    try:
+        return build_search_doc(data, parsed)
+    except Exception:  # pragma: no cover - a bug in the indexer, not in the message
+        import logging
+
+        logging.getLogger(__name__).exception("search indexing failed; the message is indexed on first search")
+        return None
 
 
 def envelope_to_text(envelope: Any) -> str | None:
@@ -357,6 +372,7 @@ def prepare_deliveries(deliveries: Iterable[Any]) -> list[PreparedDelivery]:
                 internaldate_us=us,
                 internaldate_tz=tz,
                 envelope=envelope_to_text(getattr(d, "envelope", None)),
+                doc=search_doc(d.data, d.parsed),
             )
         )
     return out
@@ -380,6 +396,7 @@ def prepare_appends(messages: Iterable[Any]) -> list[PreparedDelivery]:
                 flags=normalize_flags(m.flags),
                 internaldate_us=us,
                 internaldate_tz=tz,
+                doc=search_doc(m.data, m.parsed),
             )
         )
     return out

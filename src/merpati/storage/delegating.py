@@ -13,6 +13,7 @@ from types import ModuleType
 from typing import Any
 
 from merpati.storage import common
+from merpati.storage.search_store import SearchMethods
 from merpati.storage.models import (
     Account,
     Alias,
@@ -28,7 +29,7 @@ from merpati.storage.models import (
 )
 
 
-class OpsBackedStore:
+class OpsBackedStore(SearchMethods):  # search, sort, thread, thread_data: search_store.py
     _ops: ModuleType
     _parsed_type: Any
 

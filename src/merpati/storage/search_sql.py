@@ -94,7 +94,8 @@ class Compiler:
 
     # -- the walk ------------------------------------------------------------------------------
     def compile(self, query: s.Query) -> str:
-        """Iterative post-order walk (queries may nest MAX_DEPTH deep; no Python recursion)."""
+        """SQL for a validated query (``simplify`` first, then an iterative post-order walk)."""
+        query = simplify(query)
         results: dict[int, str] = {}
         stack: list[tuple[Any, bool]] = [(query, False)]
         while stack:
@@ -174,6 +175,25 @@ class Compiler:
         if unit == 1:
             return f"({expr} = {self.p(start)})"
         return f"({expr} >= {self.p(start)} AND {expr} < {self.p(start + unit)})"
+
+
+def simplify(query: s.Query) -> s.Query:
+    """The same query with less nesting: NOT NOT x is x, an And inside an And (an Or inside
+    an Or) is spliced into it, a one-item And/Or is its item. Nesting is what parsers choke
+    on (SQLite's parser stack overflows near 48 levels). Recursive: ``validate`` bounds depth."""
+    if isinstance(query, s.Not):
+        inner = simplify(query.item)
+        return inner.item if isinstance(inner, s.Not) else s.Not(inner)
+    if isinstance(query, (s.And, s.Or)):
+        kind = type(query)
+        items: list[s.Query] = []
+        for it in query.items:
+            it = simplify(it)
+            items.extend(it.items if isinstance(it, kind) else (it,))
+        if len(items) == 1:
+            return items[0]
+        return kind(items)
+    return query
 
 
 SORT_EXPRESSIONS = {

@@ -13,6 +13,7 @@ from merpati.storage import common
 from merpati.storage.api import InvalidInput, NotFound
 from merpati.storage.changes import Change, Expunged, FlagsChanged, MessageAdded, payload_flags
 from merpati.storage.models import INBOX, FlagMode, Mailbox, MessageMeta
+from merpati.storage.postgres.search import insert_doc
 from merpati.storage.postgres.rows import (
     DELETED,
     MAILBOX_COLS,
@@ -52,15 +53,16 @@ async def _file(conn: Conn, pairs: list[tuple[common.PreparedDelivery, Mailbox]]
         if row is None:
             raise Retry()  # deleted since we resolved it
         uid, modseq = row
+        search_id = await insert_doc(conn, d.doc) if d.doc is not None else None  # the search index
         msg_id = await conn.fetchval(
             "WITH m AS (INSERT INTO messages (mailbox_id, uid, modseq, flags, seen, deleted, internaldate_us, "
-            "internaldate_tz, savedate_us, size, subject, message_id, from_addr, date_hdr, preview) "
-            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING id) "
+            "internaldate_tz, savedate_us, size, subject, message_id, from_addr, date_hdr, preview, search_id) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $19) RETURNING id) "
             "INSERT INTO message_blobs (message_id, data, parsed, envelope) SELECT id, $16, $17, $18 FROM m "
             "RETURNING message_id",
             mb.id, uid, modseq, common.flags_sorted(d.flags), common.SEEN in d.flags, DELETED in d.flags,
             d.internaldate_us, d.internaldate_tz, savedate_us, len(d.data), *d.search, d.data, d.parsed,
-            d.envelope,
+            d.envelope, search_id,
         )
         metas.append(
             MessageMeta(
@@ -284,9 +286,9 @@ async def copy_messages(conn: Conn, src_id: int, uids: list[int], dst_id: int, m
             "  FROM unnest($2::bigint[], $3::bigint[], $4::bigint[]) AS u(old_id, new_uid, new_modseq) "
             "  JOIN messages m ON m.id = u.old_id), "
             "ins AS (INSERT INTO messages (mailbox_id, uid, modseq, flags, seen, deleted, internaldate_us, "
-            "  internaldate_tz, savedate_us, size, subject, message_id, from_addr, date_hdr, preview) "
+            "  internaldate_tz, savedate_us, size, subject, message_id, from_addr, date_hdr, preview, search_id) "
             "  SELECT $1, new_uid, new_modseq, flags, seen, deleted, internaldate_us, internaldate_tz, $5, size, "
-            "  subject, message_id, from_addr, date_hdr, preview FROM src RETURNING id, uid) "
+            "  subject, message_id, from_addr, date_hdr, preview, search_id FROM src RETURNING id, uid) "
             "INSERT INTO message_blobs (message_id, data, parsed, envelope) "
             "SELECT ins.id, b.data, b.parsed, b.envelope FROM ins JOIN src ON src.new_uid = ins.uid "
             "JOIN message_blobs b ON b.message_id = src.id",

@@ -26,6 +26,7 @@ from merpati.storage.models import (
     SpecialUse,
 )
 from merpati.storage.postgres import messages
+from merpati.storage.postgres import search as search_ops  # noqa: F401  (SEARCH/SORT/THREAD, search_store)
 from merpati.storage.postgres.messages import (  # noqa: F401  (the store's namespace of units of work)
     append,
     copy_messages,

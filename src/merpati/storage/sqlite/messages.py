@@ -14,6 +14,7 @@ from merpati.storage import common
 from merpati.storage.api import InvalidInput, NotFound
 from merpati.storage.changes import Change, Expunged, FlagsChanged, MessageAdded, payload_flags
 from merpati.storage.models import INBOX, FlagMode, Mailbox, MessageMeta
+from merpati.storage.sqlite.search import insert_doc
 from merpati.storage.sqlite.rows import (
     DELETED,
     MESSAGE_COLS,
@@ -43,13 +44,15 @@ def _file(conn: Conn, pairs: list[tuple[common.PreparedDelivery, Mailbox]]) -> R
             "WHERE id = ? RETURNING uidnext - 1, highestmodseq",
             (mb.id,),
         ).fetchone()
+        search_id = insert_doc(conn, d.doc) if d.doc is not None else None  # the search index
         cur = conn.execute(
             "INSERT INTO messages (mailbox_id, uid, modseq, flags, seen, deleted, internaldate_us, internaldate_tz, "
-            "savedate_us, size, subject, message_id, from_addr, date_hdr, preview) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "savedate_us, size, subject, message_id, from_addr, date_hdr, preview, search_id) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 mb.id, uid, modseq, json.dumps(common.flags_sorted(d.flags)), common.SEEN in d.flags,
                 DELETED in d.flags, d.internaldate_us, d.internaldate_tz, savedate_us, len(d.data), *d.search,
+                search_id,
             ),
         )
         msg_id = int(cur.lastrowid or 0)
@@ -267,9 +270,9 @@ def copy_messages(conn: Conn, src_id: int, uids: list[int], dst_id: int, move: b
         else:
             cur = conn.execute(
                 "INSERT INTO messages (mailbox_id, uid, modseq, flags, seen, deleted, internaldate_us, "
-                "internaldate_tz, savedate_us, size, subject, message_id, from_addr, date_hdr, preview) "
+                "internaldate_tz, savedate_us, size, subject, message_id, from_addr, date_hdr, preview, search_id) "
                 "SELECT ?, ?, ?, flags, seen, deleted, internaldate_us, internaldate_tz, ?, size, subject, "
-                "message_id, from_addr, date_hdr, preview FROM messages WHERE id = ?",
+                "message_id, from_addr, date_hdr, preview, search_id FROM messages WHERE id = ?",
                 (dst.id, new_uid, new_modseq, savedate_us, msg_id),
             )
             conn.execute(

@@ -24,6 +24,7 @@ from merpati.storage.models import (
     SpecialUse,
 )
 from merpati.storage.sqlite import messages
+from merpati.storage.sqlite import search as search_ops  # noqa: F401  (SEARCH/SORT/THREAD, search_store)
 from merpati.storage.sqlite.messages import (  # noqa: F401  (the store's namespace of units of work)
     append,
     copy_messages,
