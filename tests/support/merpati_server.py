@@ -89,10 +89,14 @@ class MerpatiServer:
         start_timeout: float = 30.0,
         listeners: tuple[str, ...] = (),
         extra_config: str = "",
+        dns: str | None = None,
     ) -> None:
         """``listeners``: other [listen] entries to serve ("imap", "pop3s", ...), each on a free port
         of ``host`` (``self.ports[name]``). ``extra_config``: raw TOML tables appended to the file
-        (e.g. "[imap]\nidle_timeout = 5\n"); it must not repeat the tables written here."""
+        (e.g. "[imap]\nidle_timeout = 5\n"); it must not repeat the tables written here.
+        ``dns``: the "ip:port" of the loopback DNS server for ``[dns] nameservers`` (default: a
+        shared empty one that answers NXDOMAIN for everything, so no test queries the machine's
+        resolver); left out when ``extra_config`` has its own ``[dns]`` table."""
         assert_loopback(host)
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
@@ -137,6 +141,7 @@ class MerpatiServer:
             f"message_size = {message_size}\n"
             "[smtp]\n"
             f"{smtp_lines}\n"
+            f"{_dns_table(dns, extra_config)}"
             f"{extra_config}"
         )
 
@@ -285,6 +290,25 @@ class MerpatiServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+_EMPTY_DNS: list = []  # one shared empty DNS server per test process, started on first use
+
+
+def empty_dns_server() -> str:
+    """The "ip:port" of a loopback DNS server authoritative for every name, with no records."""
+    if not _EMPTY_DNS:
+        from .dns_server import DnsServer
+
+        soa = ["ns.invalid. hostmaster.invalid. 1 3600 600 86400 60"]
+        _EMPTY_DNS.append(DnsServer({".": {"SOA": soa}}, zones=["."]).start())
+    return _EMPTY_DNS[0].nameserver
+
+
+def _dns_table(dns: str | None, extra_config: str) -> str:
+    if re.search(r"(?m)^\[dns\]", extra_config):
+        return ""
+    return f'[dns]\nnameservers = ["{dns or empty_dns_server()}"]\ntimeout = 2.0\n'
 
 
 def _killpg(proc: subprocess.Popen) -> None:
