@@ -12,7 +12,6 @@ import inspect
 import secrets
 import sys
 from contextlib import asynccontextmanager
-from importlib import resources
 from pathlib import Path
 
 import pytest
@@ -35,37 +34,10 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     return True
 
 
-def _pending_sql(backend: str) -> str | None:
-    """Migration 0006 while it still waits for 0005 to land (``.sql.pending``)."""
-    folder = resources.files(f"merpati.storage.{backend}").joinpath("migrations")
-    for entry in folder.iterdir():
-        if entry.name.startswith("0006_checks") and entry.name.endswith(".pending"):
-            return entry.read_text(encoding="utf-8")
-    return None
-
-
-async def _ensure_tables_sqlite(path: Path) -> None:
-    import sqlite3
-
-    sql = _pending_sql("sqlite")
-    if sql is None:
-        return
-    con = sqlite3.connect(path)
-    try:
-        if con.execute("SELECT 1 FROM sqlite_master WHERE name = 'greylist'").fetchone() is None:
-            con.executescript(sql)
-    finally:
-        con.close()
-
-
 @asynccontextmanager
 async def open_checks_store(kind: str, tmp_path: Path):
     if kind == "sqlite":
-        path = tmp_path / "m.db"
-        store = await open_store(f"sqlite:///{path}")
-        await store.close()
-        await _ensure_tables_sqlite(path)
-        store = await open_store(f"sqlite:///{path}")
+        store = await open_store(f"sqlite:///{tmp_path / 'm.db'}")
         try:
             yield store, checks_store(store)
         finally:
@@ -82,14 +54,6 @@ async def open_checks_store(kind: str, tmp_path: Path):
     url = f"postgresql://postgres@127.0.0.1:5432/{name}"
     try:
         store = await open_store(url)
-        sql = _pending_sql("postgres")
-        if sql is not None:
-            conn = await asyncpg.connect(url)
-            try:
-                if not await conn.fetchval("SELECT to_regclass('greylist') IS NOT NULL"):
-                    await conn.execute(sql)
-            finally:
-                await conn.close()
         try:
             yield store, checks_store(store)
         finally:
