@@ -106,8 +106,11 @@ class Router:
     async def is_local_domain(self, domain: str) -> bool:
         return await self._has_domain(domain)
 
-    async def route(self, address: str) -> Route:
-        """Resolve one RCPT address; lookup failures are temporary (451), never 550."""
+    async def route(self, address: str, *, forward: bool = False) -> Route:
+        """Resolve one RCPT address; lookup failures are temporary (451), never 550.
+
+        ``forward``: the caller can queue remote alias targets (``Route.remote``); without it
+        an alias that reaches a remote address is a temporary refusal."""
         local, domain = split_address(address)
         try:
             if not domain or not await self._has_domain(domain):
@@ -122,7 +125,7 @@ class Router:
             return Route(results.USER_UNKNOWN)
         if not route.recipients and not route.remote:
             return Route(results.ALIAS_LOOP)
-        if route.remote:
+        if route.remote and not forward:
             return Route(results.NO_FORWARDING)
         return route
 
