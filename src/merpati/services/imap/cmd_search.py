@@ -5,14 +5,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from merpati.services.imap import sorting
-from merpati.services.imap.search_eval import Compiler, evaluate
 from merpati.services.imap.session import ImapBad, ImapNo, ImapSession, Reply
-from merpati.storage.models import MessageMeta
+from merpati.storage import search as q
+from merpati.storage.api import InvalidInput
+from merpati.storage.threads import format_threads
 from merpati.wire.imap import commands as c
 from merpati.wire.imap.seqset import SequenceSet
 
 CHARSETS = ("UTF-8", "US-ASCII")
+_FLAG_KEYS: dict[str, tuple[str, bool]] = {
+    "ANSWERED": ("\\Answered", True), "DELETED": ("\\Deleted", True), "DRAFT": ("\\Draft", True),
+    "FLAGGED": ("\\Flagged", True), "SEEN": ("\\Seen", True),
+    "UNANSWERED": ("\\Answered", False), "UNDELETED": ("\\Deleted", False), "UNDRAFT": ("\\Draft", False),
+    "UNFLAGGED": ("\\Flagged", False), "UNSEEN": ("\\Seen", False),
+}
+_HEADER_KEYS = {"FROM": "from", "TO": "to", "CC": "cc", "BCC": "bcc", "SUBJECT": "subject"}
 
 
 def _check_charset(charset: str | None) -> None:
@@ -20,23 +27,99 @@ def _check_charset(charset: str | None) -> None:
         raise ImapNo("Unsupported charset", "BADCHARSET (" + " ".join(CHARSETS) + ")")
 
 
-async def _matching(s: ImapSession, key: c.SearchAnd) -> tuple[list[MessageMeta], Compiler]:
-    view = s.require_selected()
+class _Translator:
+    """Wire search keys → the store's query AST; session state (sequence numbers, ``$``,
+    \\Recent) becomes UID sets here, as ``storage.search`` requires."""
 
-    def resolve(seqset: Any, uid: bool) -> set[int]:
-        return set(s.uids_for(seqset, uid=uid))
+    def __init__(self, s: ImapSession) -> None:
+        self.s = s
+        self.view = s.require_selected()
+        self.uses_modseq = False
 
-    compiler = Compiler(resolve_set=resolve, recent=view.recent)
-    metas = await s.store.list_messages(view.mailbox_id, uid_max=view.last_uid) if view.uids else []
-    if len(metas) != view.exists or view.pending_expunges:
-        metas = [m for m in metas if view.seq_of(m.uid) is not None and not view.is_expunged(m.uid)]
-    try:
-        found = await evaluate(s.store, view.mailbox_id, metas, key, compiler)
-    except ValueError as exc:
-        raise ImapBad(str(exc)) from None
-    if compiler.uses_modseq:
+    def uids(self, uids: Any) -> q.UidSet:
+        return q.UidSet(SequenceSet.from_numbers(uids).ranges if uids else ())
+
+    def __call__(self, key: Any) -> q.Query:
+        # iterative over AND chains would not help: depth is bounded by the engine (32)
+        if isinstance(key, c.SearchAnd):
+            return q.And(*[self(k) for k in key.keys]) if key.keys else q.All()
+        if isinstance(key, c.SearchOr):
+            return q.Or(self(key.left), self(key.right))
+        if isinstance(key, c.SearchNot):
+            return q.Not(self(key.key))
+        if isinstance(key, c.SearchSimple):
+            return self.simple(key.name)
+        if isinstance(key, (c.SearchSeq, c.SearchUid)):
+            return self.uids(self.s.uids_for(key.set, uid=isinstance(key, c.SearchUid)))
+        if isinstance(key, c.SearchText):
+            if key.field == "BODY":
+                return q.Body(key.value)
+            if key.field == "TEXT":
+                return q.Text(key.value)
+            return q.Header(_HEADER_KEYS[key.field], key.value)
+        if isinstance(key, c.SearchHeader):
+            return q.Header(key.field, key.value)
+        if isinstance(key, c.SearchKeyword):
+            return q.Keyword(key.keyword, key.present)
+        if isinstance(key, c.SearchDate):
+            cls = {"INTERNAL": q.InternalDate, "SENT": q.SentDate, "SAVED": q.SaveDate}[key.field]
+            return cls(q.DateOp(key.op), key.date)
+        if isinstance(key, c.SearchSize):
+            return q.Size(q.SizeOp(key.op), key.size)
+        if isinstance(key, c.SearchModseq):
+            self.uses_modseq = True
+            return q.ModSeq(key.modseq)
+        if isinstance(key, c.SearchAge):
+            return q.Age(q.AgeOp(key.op), key.seconds)
+        raise ImapBad("Unsupported search key")
+
+    def simple(self, name: str) -> q.Query:
+        if name in ("ALL", "SAVEDATESUPPORTED"):
+            return q.All()
+        if name in _FLAG_KEYS:
+            flag, present = _FLAG_KEYS[name]
+            return q.FlagIs(flag, present)
+        recent = self.uids(sorted(self.view.recent))
+        if name == "RECENT":
+            return recent
+        if name == "OLD":
+            return q.Not(recent)
+        if name == "NEW":
+            return q.And(recent, q.FlagIs("\\Seen", False))
+        raise ImapBad("Unsupported search key")
+
+
+async def _matching(s: ImapSession, key: c.SearchAnd) -> tuple[q.Query | None, _Translator]:
+    """The store query for ``key`` limited to the messages the client knows (None: none)."""
+    tr = _Translator(s)
+    view = tr.view
+    query = tr(key)
+    if tr.uses_modseq:
         s.condstore = True
-    return found, compiler
+    if not view.uids:
+        return None, tr
+    return q.And(query, q.UidSet([(1, view.last_uid)])), tr
+
+
+async def _search_uids(s: ImapSession, key: c.SearchAnd) -> tuple[list[int], _Translator]:
+    query, tr = await _matching(s, key)
+    if query is None:
+        return [], tr
+    try:
+        uids = await s.store.search(tr.view.mailbox_id, query)
+    except InvalidInput:
+        raise ImapNo("Search too complex", "LIMIT") from None
+    view = tr.view
+    return [u for u in uids if view.seq_of(u) is not None and not view.is_expunged(u)], tr
+
+
+async def _highest_modseq(s: ImapSession, uids: list[int]) -> int:
+    if not uids:
+        return 0
+    view = s.require_selected()
+    wanted = set(uids)
+    metas = await s.store.list_messages(view.mailbox_id, uid_min=uids[0], uid_max=uids[-1])
+    return max((m.modseq for m in metas if m.uid in wanted), default=0)
 
 
 async def search(s: ImapSession, tag: str, cmd: c.Search) -> Reply:
@@ -44,13 +127,12 @@ async def search(s: ImapSession, tag: str, cmd: c.Search) -> Reply:
     _check_charset(cmd.charset)
     options = cmd.return_options
     try:
-        found, compiler = await _matching(s, cmd.key)
+        uids, tr = await _search_uids(s, cmd.key)
     except ImapNo:
         if options and "SAVE" in options:
             s.saved_search = []
         raise
-    uids = [m.uid for m in found]
-    modseq = max((m.modseq for m in found), default=0) if compiler.uses_modseq else 0
+    modseq = await _highest_modseq(s, uids) if tr.uses_modseq else 0
     if options is not None and "SAVE" in options:
         s.saved_search = uids
         options = options - {"SAVE"}
@@ -58,7 +140,7 @@ async def search(s: ImapSession, tag: str, cmd: c.Search) -> Reply:
             return Reply(text="SEARCH completed")
     numbers = uids if cmd.uid else [n for n in (view.seq_of(u) for u in uids) if n is not None]
     if options is None and s.rev1:
-        line = b"* SEARCH" + b"".join(b" %d" % n for n in numbers)
+        line = b"* SEARCH" + b"".join([b" %d" % n for n in numbers])
         if modseq:
             line += b" (MODSEQ %d)" % modseq
         s.out.append(line + b"\r\n")
@@ -90,11 +172,15 @@ async def sort(s: ImapSession, tag: str, cmd: c.Sort) -> Reply:
     _check_charset(cmd.charset)
     if cmd.return_options is not None:
         raise ImapBad("ESORT is not supported")
-    found, _ = await _matching(s, cmd.key)
-    parsed = await _parses(s, found) if sorting.needs_parse(cmd.criteria) else {}
-    ordered = sorting.sort_messages(found, parsed, cmd.criteria, seq_of=view.seq_of)
-    numbers = [m.uid for m in ordered] if cmd.uid else [view.seq_of(m.uid) or 0 for m in ordered]
-    s.out.append(b"* SORT" + b"".join(b" %d" % n for n in numbers) + b"\r\n")
+    try:
+        keys = [q.SortKey(q.SortField(k.key), k.reverse) for k in cmd.criteria]
+    except ValueError:
+        raise ImapBad("Unsupported sort key") from None
+    query, _ = await _matching(s, cmd.key)
+    uids = await s.store.sort(view.mailbox_id, query, keys) if query is not None else []
+    uids = [u for u in uids if view.seq_of(u) is not None and not view.is_expunged(u)]
+    numbers = uids if cmd.uid else [view.seq_of(u) or 0 for u in uids]
+    s.out.append(b"* SORT" + b"".join([b" %d" % n for n in numbers]) + b"\r\n")
     return Reply(text="SORT completed")
 
 
@@ -103,22 +189,9 @@ async def thread(s: ImapSession, tag: str, cmd: c.Thread) -> Reply:
     _check_charset(cmd.charset)
     if cmd.algorithm not in ("ORDEREDSUBJECT", "REFERENCES"):
         raise ImapBad("Unsupported threading algorithm")
-    found, _ = await _matching(s, cmd.key)
-    parsed = await _parses(s, found)
-    if cmd.algorithm == "ORDEREDSUBJECT":
-        threads = sorting.thread_orderedsubject(found, parsed)
-    else:
-        threads = sorting.thread_references(found, parsed)
-    number = (lambda u: u) if cmd.uid else (lambda u: view.seq_of(u) or 0)
-    rendered = sorting.render_threads(threads, number)
-    s.out.append(b"* THREAD" + (b" " + rendered if rendered else b"") + b"\r\n")
+    query, _ = await _matching(s, cmd.key)
+    threads = await s.store.thread(view.mailbox_id, query, cmd.algorithm) if query is not None else []
+    number = None if cmd.uid else {u: i + 1 for i, u in enumerate(view.uids)}
+    text = format_threads(threads, number).encode()
+    s.out.append(b"* THREAD" + (b" " + text if text else b"") + b"\r\n")
     return Reply(text="THREAD completed")
-
-
-async def _parses(s: ImapSession, metas: list[MessageMeta]) -> dict[int, Any]:
-    view = s.require_selected()
-    out: dict[int, Any] = {}
-    uids = [m.uid for m in metas]
-    for i in range(0, len(uids), 500):
-        out.update(await s.store.get_parsed_many(view.mailbox_id, uids[i:i + 500]))
-    return out

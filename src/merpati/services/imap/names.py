@@ -38,7 +38,10 @@ def check_name(name: str) -> None:
 
 
 def wire(name: str, *, utf8: bool) -> bytes:
-    """The name as an IMAP string (modified UTF-7 unless UTF-8 is enabled)."""
+    """The name as an IMAP string (modified UTF-7 unless UTF-8 is enabled; then a quoted
+    UTF-8 string, RFC 6855 §3, since names hold no control characters)."""
+    if utf8 and not name.isascii() and len(name) < 1024 and not any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in name):
+        return b'"' + name.replace("\\", "\\\\").replace('"', '\\"').encode("utf-8") + b'"'
     return response.mailbox(name, utf8=utf8)
 
 
