@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 from merpati.cli import cmd_accounts, cmd_init, cmd_serve, cmd_transfer
+from merpati.cli import cmd_dkim, cmd_queue
 from merpati.cli.common import user_facing
 
 PROG = "merpati"
@@ -22,6 +23,8 @@ COMMANDS: tuple[Callable[[argparse._SubParsersAction, argparse.ArgumentParser], 
     cmd_serve.register,
     cmd_accounts.register,  # domain, user, alias, mailbox
     cmd_transfer.register,  # export, import
+    cmd_queue.register,  # queue list/show/retry/delete/bounce
+    cmd_dkim.register,  # dkim generate/list, dns
 )
 
 
