@@ -99,6 +99,7 @@ class ImapConnection:
         try:
             self._out.append(self._session.greeting())
             await self._loop()
+            await self._flush_quietly()  # whatever the last answer was (BYE included)
         except _Timeout:
             self._out.append(b"* BYE Disconnected for inactivity\r\n")
             await self._flush_quietly()
