@@ -21,6 +21,7 @@ from merpati.assembly.context import AppContext, Stoppable
 from merpati.config import Config, ConfigError
 from merpati.core.diskspace import DiskSpace
 from merpati.core.logging import configure as configure_log_lines
+from merpati.delivery.checks.build import BuiltChecks, ChecksConfigError, build_checks
 from merpati.delivery.pipeline import InboundPipeline, PipelineSettings
 from merpati.delivery.routing import Router
 from merpati.net.channel import ByteChannel
@@ -28,6 +29,7 @@ from merpati.net.listeners import Listener, split_hostport
 from merpati.net.smtp import SmtpConnection, SmtpTimeouts, client_info
 from merpati.net.tls import TlsUnavailable, server_context
 from merpati.net.workers import WorkerSupervisor, default_worker_count, die_with_parent
+from merpati.resolver import DnsPythonResolver
 from merpati.services.auth import Authenticator, AuthSettings
 from merpati.services.smtp.inbound import InboundSession, SessionPolicy, parse_networks
 from merpati.storage import open_store
@@ -70,8 +72,11 @@ def configure_logging() -> None:
 class SmtpFactory:
     """Builds one engine + session + connection driver per accepted MX connection."""
 
-    def __init__(self, config: Config, pipeline: InboundPipeline, tls: ssl.SSLContext | None) -> None:
+    def __init__(
+        self, config: Config, pipeline: InboundPipeline, tls: ssl.SSLContext | None, checks: BuiltChecks | None = None
+    ) -> None:
         self._config = config
+        self._pregreet_wait = checks.pregreet_wait if checks is not None else None
         self._pipeline = pipeline
         self._tls = tls
         self._limits = SmtpLimits(
@@ -83,7 +88,8 @@ class SmtpFactory:
         )
         space = DiskSpace(config.data_dir, minimum=config.limits.message_size * 3 // 2)
         self._policy = SessionPolicy(
-            trusted_networks=parse_networks(config.smtp.trusted_networks), space_ok=space.ok
+            trusted_networks=parse_networks(config.smtp.trusted_networks), space_ok=space.ok,
+            checks=checks.pipeline if checks is not None else None,
         )
         self._timeouts = SmtpTimeouts.from_config(config.smtp)
         self._bare = BareLineEndings(config.smtp.bare_line_endings)
@@ -104,7 +110,7 @@ class SmtpFactory:
         )
         return SmtpConnection(
             channel, engine=engine, session=session, timeouts=self._timeouts,
-            tls_context=self._tls, hostname=self._config.hostname,
+            tls_context=self._tls, hostname=self._config.hostname, pregreet_wait=self._pregreet_wait,
         )
 
     async def refuse(self, channel: ByteChannel, text: str) -> None:
@@ -149,7 +155,15 @@ async def run(
             store=store, router=router,
             settings=PipelineSettings(hostname=config.hostname, max_received=config.smtp.max_received),
         )
-        smtp = SmtpFactory(config, pipeline, tls)
+        try:
+            resolver = DnsPythonResolver(config.dns.nameservers, timeout=config.dns.timeout)
+        except ValueError as exc:
+            raise ConfigError(f"dns.nameservers: {exc}") from None
+        try:
+            checks = build_checks(config.checks, hostname=config.hostname, resolver=resolver, store=store)
+        except (ChecksConfigError, ValueError) as exc:
+            raise ConfigError(str(exc)) from None
+        smtp = SmtpFactory(config, pipeline, tls, checks)
         if config.listen.smtp:
             listeners.append(Listener(
                 "smtp", config.listen.smtp, smtp, refuse=smtp.refuse, reuse_port=workers > 1,
@@ -164,6 +178,7 @@ async def run(
             )
             for part in PARTS:
                 started.extend(await part.start(ctx))
+            started.extend(await checks.start_background(store))  # Bayes training, greylist expiry
         if smtp_worker is None and workers > 1:
             assert config.source is not None
             supervisor = WorkerSupervisor(config.source, workers - 1, grace=SHUTDOWN_GRACE)

@@ -18,6 +18,7 @@ from merpati import app
 from merpati.admin.certs import generate_self_signed
 from merpati.config.schema import (
     Config,
+    DnsConfig,
     LimitsConfig,
     ListenConfig,
     SmtpConfig,
@@ -25,6 +26,7 @@ from merpati.config.schema import (
     TlsConfig,
 )
 from merpati.storage import open_store
+from support.merpati_server import empty_dns_server
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -47,6 +49,7 @@ class MxServer:
             tls=TlsConfig(cert=str(cert), key=str(key)),
             limits=limits or LimitsConfig(),
             smtp=smtp or SmtpConfig(error_sleep=0.0),
+            dns=DnsConfig(nameservers=(empty_dns_server(),), timeout=2.0),  # never the machine's resolver
         )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None

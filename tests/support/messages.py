@@ -1,8 +1,10 @@
 """Building test messages and checking what Merpati stored.
 
 A stored message is the original bytes with three trace fields prepended, in any order:
-``Return-Path: <sender>``, ``Delivered-To: rcpt`` and ``Received: ...`` (possibly folded).
-``split_trace`` takes them apart so a test can compare the rest byte for byte.
+``Return-Path: <sender>``, ``Delivered-To: rcpt`` and ``Received: ...`` (possibly folded),
+followed by the fields of the checks (``Authentication-Results``, ``X-Spam-Status``,
+``Merpati-Verdict``; see docs/checks.md). ``split_trace`` takes them apart so a test can
+compare the rest byte for byte.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import secrets
 from dataclasses import dataclass
 
 TRACE_NAMES = {b"return-path", b"delivered-to", b"received"}
+CHECK_NAMES = {b"authentication-results", b"x-spam-status", b"merpati-verdict"}  # after the trace
 _FIELD = re.compile(rb"([A-Za-z][A-Za-z0-9-]*):[^\r\n]*\r\n(?:[ \t][^\r\n]*\r\n)*")
 
 
@@ -20,6 +23,7 @@ class Stored:
     trace: dict[str, bytes]  # lower-case name -> unfolded value (without the name and colon)
     order: tuple[str, ...]
     original: bytes
+    checks: dict[str, bytes] | None = None  # the check fields after the trace, same form
 
     @property
     def return_path(self) -> str:
@@ -56,7 +60,15 @@ def split_trace(stored: bytes) -> Stored:
         raise AssertionError(
             f"stored message lacks trace field(s) {sorted(missing)} at the top: {stored[:600]!r}"
         )
-    return Stored(trace=trace, order=tuple(order), original=stored[pos:])
+    checks: dict[str, bytes] = {}
+    while True:
+        m = _FIELD.match(stored, pos)
+        if not m or m.group(1).lower() not in CHECK_NAMES or m.group(1).lower().decode() in checks:
+            break
+        value = m.group(0)[len(m.group(1)) + 1 :]
+        checks[m.group(1).lower().decode()] = re.sub(rb"\r\n(?=[ \t])", b"", value).rstrip(b"\r\n")
+        pos = m.end()
+    return Stored(trace=trace, order=tuple(order), original=stored[pos:], checks=checks)
 
 
 def assert_delivered(stored: bytes, original: bytes, *, sender: str, recipients: set[str] | str) -> Stored:
