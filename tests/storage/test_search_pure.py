@@ -106,6 +106,9 @@ def test_validate_bounds_and_types():
         s.validate(deep)
     with pytest.raises(InvalidInput):
         s.validate(s.Or([s.All()] * (s.MAX_NODES + 1)))
+    s.validate(s.Or([s.Body("x")] * s.MAX_TEXT_KEYS + [s.Body("")] * 100))
+    with pytest.raises(InvalidInput):
+        s.validate(s.Or([s.Text("x")] * (s.MAX_TEXT_KEYS + 1)))
     for bad in (s.FlagIs("\\Recent"), s.Body("x" * (s.MAX_STRING + 1)), s.Size(s.SizeOp.LARGER, -1),
                 s.Header("", "x"), s.Body(b"x"), "ALL", s.ModSeq(True)):  # type: ignore[arg-type]
         with pytest.raises(InvalidInput):

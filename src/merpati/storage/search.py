@@ -70,13 +70,14 @@ __all__ = [
     "All", "And", "Or", "Not", "UidSet", "FlagIs", "Keyword", "InternalDate", "SentDate",
     "SaveDate", "Age", "Size", "Header", "Body", "Text", "ModSeq", "From", "To", "Cc", "Bcc",
     "Subject", "DateOp", "SizeOp", "AgeOp", "SortField", "SortKey", "Query", "fold", "sort_fold",
-    "base_subject", "validate", "MAX_NODES", "MAX_DEPTH", "MAX_STRING",
+    "base_subject", "validate", "MAX_NODES", "MAX_DEPTH", "MAX_STRING", "MAX_TEXT_KEYS",
 ]
 
 # Hostile-input bounds (IMAP-06 nesting, huge queries): a query over them is InvalidInput.
 MAX_NODES = 2000
 MAX_DEPTH = 40  # wire.imap allows 32; SQLite's parser overflows near 48 nested NOTs
-MAX_STRING = 4096  # characters of one search string (after folding)
+MAX_STRING = 4096  # characters of one search string
+MAX_TEXT_KEYS = 64  # Header/Body/Text keys with a non-empty string per query (each one is a subquery)
 MAX_UID = 0xFFFFFFFF
 
 
@@ -341,8 +342,10 @@ def canonical_flag(flag: str) -> tuple[str, bool]:
 
 def validate(query: Query) -> Query:
     """Check a query's shape and bounds; returns it. InvalidInput for anything malformed:
-    unknown node types, more than MAX_NODES nodes or MAX_DEPTH levels, bad values."""
-    count = 0
+    unknown node types, more than MAX_NODES nodes, MAX_DEPTH levels or MAX_TEXT_KEYS
+    substring keys, strings over MAX_STRING characters, bad values. (The IMAP session
+    answers ``NO [LIMIT]`` for those.)"""
+    count = texts = 0
     stack: list[tuple[object, int]] = [(query, 1)]
     while stack:
         node, depth = stack.pop()
@@ -372,11 +375,13 @@ def validate(query: Query) -> Query:
         elif isinstance(node, Header):
             if not isinstance(node.field, str) or not node.field or len(node.field) > 256:
                 raise InvalidInput(f"invalid header field name {node.field!r}")
-            _string(node.substring)
+            texts += bool(_string(node.substring))
         elif isinstance(node, (Body, Text)):
-            _string(node.substring)
+            texts += bool(_string(node.substring))
         elif not isinstance(node, (All, UidSet)):
             raise InvalidInput(f"not a search key: {node!r}")
+        if texts > MAX_TEXT_KEYS:
+            raise InvalidInput(f"search query has more than {MAX_TEXT_KEYS} text keys")
     return query
 
 

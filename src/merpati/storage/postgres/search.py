@@ -24,6 +24,7 @@ from merpati.storage.search_sql import Compiler, expand_uid_sets, large_uid_sets
 from merpati.storage.threads import ThreadRow
 
 Conn = Any  # asyncpg.Connection
+UNINDEXED_BYTES = 32 << 20  # message bytes read per backfill batch
 
 
 def _like_escape(text: str) -> str:
@@ -104,13 +105,24 @@ async def insert_doc(conn: Conn, doc: SearchDoc) -> int:
     return int(doc_id)
 
 
-async def unindexed(conn: Conn, mailbox_id: int, limit: int) -> list[tuple[int, bytes]]:
+async def unindexed(conn: Conn, mailbox_id: int, limit: int, max_bytes: int = UNINDEXED_BYTES) -> list[tuple[int, bytes]]:
+    """(message row id, bytes) of up to ``limit`` messages of the mailbox without a document,
+    and no more than ``max_bytes`` of them in all (always at least one)."""
     rows = await conn.fetch(
-        "SELECT m.id, b.data FROM messages m JOIN message_blobs b ON b.message_id = m.id "
-        "WHERE m.mailbox_id = $1 AND m.search_id IS NULL ORDER BY m.id LIMIT $2",
+        "SELECT id, size FROM messages WHERE mailbox_id = $1 AND search_id IS NULL ORDER BY id LIMIT $2",
         mailbox_id, limit,
     )
-    return [(r[0], bytes(r[1])) for r in rows]
+    ids: list[int] = []
+    total = 0
+    for r in rows:
+        if ids and total + r[1] > max_bytes:
+            break
+        total += r[1]
+        ids.append(r[0])
+    data = await conn.fetch(
+        "SELECT message_id, data FROM message_blobs WHERE message_id = ANY($1::bigint[]) ORDER BY message_id", ids
+    )
+    return [(r[0], bytes(r[1])) for r in data]
 
 
 async def attach_docs(conn: Conn, pairs: list[tuple[int, SearchDoc]]) -> tuple[int, list]:

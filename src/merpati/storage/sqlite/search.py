@@ -34,6 +34,7 @@ from merpati.storage.threads import ThreadRow
 Conn = sqlite3.Connection
 
 _GLOB_SPECIAL = "*?["
+UNINDEXED_BYTES = 32 << 20  # message bytes read per backfill batch
 
 
 def _glob_escape(text: str) -> str:
@@ -108,14 +109,23 @@ def insert_doc(conn: Conn, doc: SearchDoc) -> int:
     return doc_id
 
 
-def unindexed(conn: Conn, mailbox_id: int, limit: int) -> list[tuple[int, bytes]]:
-    """(message row id, bytes) of up to ``limit`` messages of the mailbox without a document."""
+def unindexed(conn: Conn, mailbox_id: int, limit: int, max_bytes: int = UNINDEXED_BYTES) -> list[tuple[int, bytes]]:
+    """(message row id, bytes) of up to ``limit`` messages of the mailbox without a document,
+    and no more than ``max_bytes`` of them in all (always at least one)."""
     rows = conn.execute(
-        "SELECT m.id, b.data FROM messages m JOIN message_blobs b ON b.message_id = m.id "
-        "WHERE m.mailbox_id = ? AND m.search_id IS NULL ORDER BY m.id LIMIT ?",
+        "SELECT id, size FROM messages WHERE mailbox_id = ? AND search_id IS NULL ORDER BY id LIMIT ?",
         (mailbox_id, limit),
     ).fetchall()
-    return [(r[0], bytes(r[1])) for r in rows]
+    out = []
+    total = 0
+    for message_id, size in rows:
+        if out and total + size > max_bytes:
+            break
+        total += size
+        row = conn.execute("SELECT data FROM message_blobs WHERE message_id = ?", (message_id,)).fetchone()
+        if row is not None:
+            out.append((message_id, bytes(row[0])))
+    return out
 
 
 def attach_docs(conn: Conn, pairs: list[tuple[int, SearchDoc]]) -> tuple[int, list]:
