@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pop3_env import ADDRESS, PASSWORD, CountingStore, make_env, message
 
-from merpati.services.pop3 import Pop3Settings
+from merpati.services.pop3 import Pop3Service, Pop3Settings
 from merpati.storage.api import TemporaryStoreError
 from merpati.storage.changes import Expunged
 from merpati.wire.pop3 import (
@@ -358,6 +358,32 @@ def test_sizes_are_cached_and_listing_is_one_store_call(tmp_path: Path) -> None:
         await s.handle(Listing())
         await s.handle(Stat())
         assert calls == {"lock_maildrop": 1, "get_mailbox": 1, "list_messages": 1}  # sizes came from the cache
+        await s.close()
+        await env.store.close()
+
+    run(go())
+
+
+def test_retr_reads_ahead_in_batches(tmp_path: Path) -> None:
+    async def go() -> None:
+        env = await make_env(tmp_path)
+        datas = [message(i) for i in range(40)]
+        uids = await env.deliver(*datas)
+        counting = CountingStore(env.store)
+        service = Pop3Service(counting, env.auth)  # type: ignore[arg-type]
+        s = await env.login(service.session(remote_ip="192.0.2.1"))
+        await s.handle(Dele(2))
+        mb = await env.inbox()
+        await env.store.expunge(mb.id, [uids[20]])  # another client removes message 21
+        got = []
+        for i in range(1, 41):
+            resp = await s.handle(Retr(i))
+            got.append(resp.body if isinstance(resp, MultiLine) else resp)
+        assert got[1] == Err("Message 2 already deleted.")
+        assert got[20] == Err("Message 21 was removed by another client.")
+        assert [g for i, g in enumerate(got) if i not in (1, 20)] == [d for i, d in enumerate(datas) if i not in (1, 20)]
+        assert counting.calls.get("read_message", 0) <= 1
+        assert counting.calls["read_messages"] <= 4  # batches of up to 16, not one call per message
         await s.close()
         await env.store.close()
 

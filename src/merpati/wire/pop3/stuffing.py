@@ -17,8 +17,10 @@ _CRLF = b"\r\n"
 
 def to_crlf(data: bytes) -> bytes:
     """``data`` with every line ending CRLF and a CRLF after the last line (b"" stays b"")."""
-    crlf = data.count(_CRLF)
-    if crlf != data.count(b"\n") or crlf != data.count(b"\r"):
+    cr = data.count(b"\r")
+    if not cr:  # LF-only (a Maildir import): one pass; returns ``data`` itself when it has no LF
+        data = data.replace(b"\n", _CRLF)
+    elif cr != data.count(_CRLF) or cr != data.count(b"\n"):
         data = data.replace(_CRLF, b"\n").replace(b"\r", b"\n").replace(b"\n", _CRLF)
     if data and not data.endswith(_CRLF):
         data += _CRLF
