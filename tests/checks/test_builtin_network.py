@@ -105,7 +105,7 @@ async def test_dnsbl_return_codes_and_errors() -> None:
     check = DnsblCheck(resolver, zones, score=5.0)
     results = await check.on_connect(ctx("192.0.2.9"))
     assert results is not None and len(results) == 1
-    assert results[0].score == 3 and "bl.test (127.0.0.2)" in results[0].reason
+    assert results[0].score == 3 and "bl.test as 127.0.0.2" in results[0].reason
     assert await check.on_connect(ctx("192.0.2.8")) is None
 
 

@@ -120,7 +120,7 @@ class DnsblCheck:
         if not found or self._reject:
             return None
         return [
-            add_score(z.score if z.score is not None else self._score, f"{ctx.ip} listed in {z.name} ({', '.join(hits)})")
+            add_score(z.score if z.score is not None else self._score, f"{ctx.ip} listed in {z.name} as {', '.join(hits)}")
             for z, hits in found
         ]
 
