@@ -63,6 +63,26 @@ async def _drain(sub, count):
     return [await _next(sub) for _ in range(count)]
 
 
+_SENTINELS = iter(range(10**9))
+
+
+async def _fresh_sub(store, account_id):
+    """A subscription that has seen every event committed before it returns.
+
+    With LISTEN/NOTIFY, "from now on" is as of a notification's arrival: events of writes that
+    just returned may still be in flight. A marker change (subscribe + unsubscribe a unique
+    name) is committed after them, and events arrive in commit order: skip up to the marker.
+    """
+    sub = store.changes.subscribe(account_id)
+    marker = f"zz-marker-{next(_SENTINELS)}"
+    await store.subscribe(account_id, marker)
+    await store.unsubscribe(account_id, marker)
+    while True:
+        ev = await _next(sub)
+        if isinstance(ev, MailboxChanged) and ev.kind == "unsubscribed" and ev.name == marker:
+            return sub
+
+
 async def _recount(store, account_id) -> tuple[int, int]:
     """(bytes, messages) of the account, counted the slow way, to check the kept counters."""
     size = count = 0
@@ -92,7 +112,7 @@ async def test_get_mailbox_by_id(store):
 
 async def test_create_makes_missing_superiors_and_is_not_subscribed(store):
     acc = await _account(store)
-    sub = store.changes.subscribe(acc.id)
+    sub = await _fresh_sub(store, acc.id)
     leaf = await store.create_mailbox(acc.id, "a/b/c")
     assert leaf.name == "a/b/c" and not leaf.subscribed
     a, ab = await store.get_mailbox(acc.id, "a"), await store.get_mailbox(acc.id, "a/b")
@@ -125,7 +145,7 @@ async def test_delete_keeps_inferiors_and_subscription(store):
     parent = await store.get_mailbox(acc.id, "p")
     await store.subscribe(acc.id, "p")
     await store.deliver([_delivery(acc.id, _msg(1), mailbox="p"), _delivery(acc.id, _msg(2), mailbox="p/q")])
-    sub = store.changes.subscribe(acc.id)
+    sub = await _fresh_sub(store, acc.id)
     await store.delete_mailbox(acc.id, "p")
     ev = await _next(sub)
     assert ev == MailboxChanged(acc.id, parent.id, "deleted") and ev.name == "p"
@@ -154,7 +174,7 @@ async def test_rename_moves_inferiors_creates_superiors_and_keeps_uidvalidity(st
     await store.subscribe(acc.id, "a/x")
     await store.subscribe(acc.id, "a/ghost")  # a subscription without a mailbox
     [m] = await store.deliver([_delivery(acc.id, mailbox="a/x", flags=frozenset({"\\Seen"}))])
-    sub = store.changes.subscribe(acc.id)
+    sub = await _fresh_sub(store, acc.id)
     renamed = await store.rename_mailbox(acc.id, "a", "n/b")
     assert (renamed.id, renamed.name, renamed.uidvalidity) == (a.id, "n/b", a.uidvalidity)
     assert (await store.get_mailbox(acc.id, "n/b/x")).id == ax.id
@@ -223,7 +243,7 @@ async def test_rename_inbox_moves_its_messages(store):
     metas = await store.deliver([_delivery(acc.id, _msg(i), flags=frozenset({"$k%d" % i})) for i in range(3)])
     await store.expunge(inbox.id, [metas[0].uid])
     before = await store.get_mailbox_by_id(inbox.id)
-    sub = store.changes.subscribe(acc.id)
+    sub = await _fresh_sub(store, acc.id)
     old = await store.rename_mailbox(acc.id, "inbox", "Old/Mail")
     assert old.name == "Old/Mail" and old.id != inbox.id and old.uidvalidity != inbox.uidvalidity
     assert await store.get_mailbox(acc.id, "Old") is not None
@@ -287,7 +307,7 @@ async def test_subscriptions(store):
     acc = await _account(store)
     defaults = await store.list_subscriptions(acc.id)
     assert defaults[0] == INBOX and set(defaults) == {b.name for b in await store.list_mailboxes(acc.id)}
-    sub = store.changes.subscribe(acc.id)
+    sub = await _fresh_sub(store, acc.id)
     await store.subscribe(acc.id, "Nowhere/Deep")
     ev = await _next(sub)
     assert ev == MailboxChanged(acc.id, 0, "subscribed") and ev.name == "Nowhere/Deep"
@@ -327,7 +347,7 @@ async def test_subscriptions(store):
 async def test_append(store):
     acc = await _account(store)
     drafts = await store.get_mailbox(acc.id, "Drafts")
-    sub = store.changes.subscribe(acc.id)
+    sub = await _fresh_sub(store, acc.id)
     when = T0 - timedelta(days=3)
     data = _msg(5)
     meta = await store.append(drafts.id, data, parse(data), flags=frozenset({"\\draft", "\\Recent", "$Label"}), internaldate=when)
@@ -375,7 +395,7 @@ async def test_copy(store):
     metas = await store.deliver([_delivery(acc.id, _msg(i), flags=frozenset({f"k{i}", "\\Seen"})) for i in range(4)])
     await store.expunge(inbox.id, [2])
     before = await store.get_mailbox_by_id(archive.id)
-    sub = store.changes.subscribe(acc.id)
+    sub = await _fresh_sub(store, acc.id)
     pairs = await store.copy_messages(inbox.id, [4, 1, 3, 2, 99, 3], archive.id)
     assert pairs == [(1, 1), (3, 2), (4, 3)]
     copies = await store.list_messages(archive.id)
@@ -427,7 +447,7 @@ async def test_move(store):
     metas = await store.deliver([_delivery(acc.id, _msg(i), flags=frozenset({"\\Flagged"})) for i in range(3)])
     usage = await store.get_quota(acc.id)
     before = await store.get_mailbox_by_id(inbox.id)
-    sub = store.changes.subscribe(acc.id)
+    sub = await _fresh_sub(store, acc.id)
     pairs = await store.move_messages(inbox.id, [3, 1, 42], trash.id)
     assert pairs == [(1, 1), (3, 2)]
     assert [m.uid for m in await store.list_messages(inbox.id)] == [2]
@@ -577,7 +597,7 @@ async def test_deliver_enforces_quota_all_or_none_and_names_accounts(store):
     await store.set_quota(full.id, messages=1)
     await store.set_quota(also_full.id, bytes=10)
     await store.deliver([_delivery(full.id)])
-    sub = store.changes.subscribe(roomy.id)
+    sub = await _fresh_sub(store, roomy.id)
     with pytest.raises(OverQuota) as exc:
         await store.deliver([_delivery(roomy.id), _delivery(full.id), _delivery(also_full.id)])
     assert exc.value.account_ids == (full.id, also_full.id)
@@ -654,7 +674,7 @@ async def test_flag_events_carry_the_resulting_flags(store):
     acc = await _account(store)
     inbox = await _inbox(store, acc.id)
     await store.deliver([_delivery(acc.id, _msg(i), flags=frozenset({"a"} if i % 2 else ())) for i in range(4)])
-    sub = store.changes.subscribe(acc.id)
+    sub = await _fresh_sub(store, acc.id)
     changed = await store.store_flags(inbox.id, [1, 2, 3, 4], frozenset({"\\Seen"}), mode=FlagMode.ADD)
     modseq = changed[0].modseq
     events = await _drain(sub, 2)

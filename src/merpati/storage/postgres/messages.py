@@ -1,8 +1,9 @@
 """PostgreSQL units of work on messages: deliver, append, copy/move, flags, expunge, reads.
 
 Each write runs in one transaction (``PgStore._tx``) with its notifications; lock order as in
-``rows``: accounts → counters → mailboxes (ascending) → messages. Quota usage is updated in
-the same transaction, under the account row lock.
+``rows``: accounts → counters → mailboxes (ascending) → messages. Quota usage lives in the
+mailbox rows: the UPDATE that allocates UIDs or records an expunge also moves the mailbox's
+message count and size. An account with a quota limit is locked before its usage is checked.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ from merpati.storage.postgres.rows import (
     Conn,
     Result,
     Retry,
-    charge,
-    lock_accounts,
+    check_quota,
+    lock_limited,
     lock_mailboxes,
     mailbox,
     mailbox_by_id,
@@ -30,14 +31,19 @@ from merpati.storage.postgres.rows import (
 )
 
 
-async def _file(conn: Conn, pairs: list[tuple[common.PreparedDelivery, Mailbox]]) -> Result:
-    """Insert prepared messages into their mailboxes: usage first (locks the accounts), then
-    the mailboxes in id order, then one UID and MODSEQ per message."""
-    deltas: dict[int, tuple[int, int]] = {}
+async def _file(
+    conn: Conn, pairs: list[tuple[common.PreparedDelivery, Mailbox]], limited: set[int] | None
+) -> Result:
+    """Insert prepared messages into their mailboxes: quota first (locking the accounts that
+    have a limit), then the mailboxes in id order, then one UID and MODSEQ per message.
+    ``limited``: the accounts known to have a quota limit (None: not known, look them all up)."""
+    adds: dict[int, tuple[int, int]] = {}
     for d, mb in pairs:
-        b, n = deltas.get(mb.account_id, (0, 0))
-        deltas[mb.account_id] = (b + len(d.data), n + 1)
-    await charge(conn, deltas)
+        b, n = adds.get(mb.account_id, (0, 0))
+        adds[mb.account_id] = (b + len(d.data), n + 1)
+    candidates = set(adds) if limited is None else limited
+    if candidates:
+        await check_quota(conn, adds, await lock_limited(conn, candidates))
     ids = {mb.id for _d, mb in pairs}
     if len(ids) > 1:
         await lock_mailboxes(conn, ids)
@@ -46,9 +52,9 @@ async def _file(conn: Conn, pairs: list[tuple[common.PreparedDelivery, Mailbox]]
     changes: list[Change] = []
     for d, mb in pairs:
         row = await conn.fetchrow(
-            "UPDATE mailboxes SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1 "
-            "WHERE id = $1 RETURNING uidnext - 1, highestmodseq",
-            mb.id,
+            "UPDATE mailboxes SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1, "
+            "msg_count = msg_count + 1, msg_bytes = msg_bytes + $2 WHERE id = $1 RETURNING uidnext - 1, highestmodseq",
+            mb.id, len(d.data),
         )
         if row is None:
             raise Retry()  # deleted since we resolved it
@@ -75,34 +81,43 @@ async def _file(conn: Conn, pairs: list[tuple[common.PreparedDelivery, Mailbox]]
     return metas, changes
 
 
-async def _delivery_target(conn: Conn, account_id: int, name: str) -> Mailbox | None:
-    """The named mailbox of the account, or its INBOX when there is no such mailbox."""
+_MAILBOX_COLS_M = ", ".join("m." + c.strip() for c in MAILBOX_COLS.split(","))
+
+
+async def _delivery_target(conn: Conn, account_id: int, name: str) -> tuple[Mailbox, bool] | None:
+    """The named mailbox of the account, or its INBOX when there is no such mailbox, and
+    whether the account has a quota limit: one statement."""
     norm = common.lookup_mailbox_name(name) or INBOX
     row = await conn.fetchrow(
-        f"SELECT {MAILBOX_COLS} FROM mailboxes WHERE account_id = $1 AND name IN ($2, 'INBOX') "
-        "ORDER BY name = 'INBOX' LIMIT 1",
+        f"SELECT {_MAILBOX_COLS_M}, a.quota_bytes > 0 OR a.quota_messages > 0 FROM mailboxes m "
+        "JOIN accounts a ON a.id = m.account_id WHERE m.account_id = $1 AND m.name IN ($2, 'INBOX') "
+        "ORDER BY m.name = 'INBOX' LIMIT 1",
         account_id, norm,
     )
-    return mailbox(row) if row else None
+    return (mailbox(row), bool(row[-1])) if row else None
 
 
 async def deliver(conn: Conn, rows: list[common.PreparedDelivery]) -> Result:
     resolved: dict[tuple[int, str], Mailbox] = {}
+    limited: set[int] = set()
     pairs = []
     for d in rows:
         mb = resolved.get((d.account_id, d.mailbox))
         if mb is None:
-            mb = await _delivery_target(conn, d.account_id, d.mailbox)
-            if mb is None:
+            target = await _delivery_target(conn, d.account_id, d.mailbox)
+            if target is None:
                 raise NotFound(f"no account {d.account_id}")
+            mb, has_limit = target
             resolved[(d.account_id, d.mailbox)] = mb
+            if has_limit:
+                limited.add(d.account_id)
         pairs.append((d, mb))
-    return await _file(conn, pairs)
+    return await _file(conn, pairs, limited)
 
 
 async def append(conn: Conn, mailbox_id: int, rows: list[common.PreparedDelivery]) -> Result:
     mb = await mailbox_by_id(conn, mailbox_id)
-    return await _file(conn, [(d, mb) for d in rows])
+    return await _file(conn, [(d, mb) for d in rows], None)
 
 
 async def list_messages(conn: Conn, mailbox_id: int, uid_min: int, uid_max: int | None) -> list[MessageMeta]:
@@ -202,10 +217,13 @@ async def store_flags(conn: Conn, mailbox_id: int, uids: list[int], flags: froze
     return out, flag_events(mb.account_id, mailbox_id, modseq, [(m.uid, m.flags) for m in out])
 
 
-async def _record_expunge(conn: Conn, mb: Mailbox, removed: list[int]) -> list[Change]:
-    """One new MODSEQ for the removal of ``removed`` (ascending), recorded for QRESYNC."""
+async def _record_expunge(conn: Conn, mb: Mailbox, removed: list[int], freed: int) -> list[Change]:
+    """One new MODSEQ for the removal of ``removed`` (ascending, ``freed`` bytes in all),
+    recorded for QRESYNC."""
     modseq = await conn.fetchval(
-        "UPDATE mailboxes SET highestmodseq = highestmodseq + 1 WHERE id = $1 RETURNING highestmodseq", mb.id
+        "UPDATE mailboxes SET highestmodseq = highestmodseq + 1, msg_count = msg_count - $2, "
+        "msg_bytes = msg_bytes - $3 WHERE id = $1 RETURNING highestmodseq",
+        mb.id, len(removed), freed,
     )
     await conn.execute(
         "INSERT INTO expunged (mailbox_id, uid, modseq) SELECT $1, u, $3 FROM unnest($2::bigint[]) AS u "
@@ -223,7 +241,6 @@ async def _account_of(conn: Conn, mailbox_id: int) -> int:
 
 
 async def expunge(conn: Conn, mailbox_id: int, uids: list[int]) -> Result:
-    await lock_accounts(conn, [await _account_of(conn, mailbox_id)])
     mb = await mailbox_by_id(conn, mailbox_id, lock=True)
     rows = await conn.fetch(
         "DELETE FROM messages WHERE mailbox_id = $1 AND uid = ANY($2::bigint[]) RETURNING uid, size", mailbox_id, uids
@@ -231,8 +248,7 @@ async def expunge(conn: Conn, mailbox_id: int, uids: list[int]) -> Result:
     if not rows:
         return [], []
     removed = sorted(r[0] for r in rows)
-    await charge(conn, {mb.account_id: (-sum(r[1] for r in rows), -len(rows))})
-    return removed, await _record_expunge(conn, mb, removed)
+    return removed, await _record_expunge(conn, mb, removed, sum(r[1] for r in rows))
 
 
 async def copy_messages(conn: Conn, src_id: int, uids: list[int], dst_id: int, move: bool) -> Result:
@@ -245,9 +261,8 @@ async def copy_messages(conn: Conn, src_id: int, uids: list[int], dst_id: int, m
     src_account, dst_account = await _account_of(conn, src_id), await _account_of(conn, dst_id)
     if move and src_id == dst_id:
         raise InvalidInput("cannot move messages into the mailbox they are in")
-    accounts = {dst_account} if not move else ({src_account, dst_account} if src_account != dst_account else set())
-    if accounts:
-        await lock_accounts(conn, accounts)
+    adding = not move or src_account != dst_account  # a move within one account adds nothing
+    locked = await lock_limited(conn, [dst_account]) if adding else {}
     await lock_mailboxes(conn, {src_id, dst_id})
     src = await mailbox_by_id(conn, src_id)
     dst = await mailbox_by_id(conn, dst_id)
@@ -258,16 +273,12 @@ async def copy_messages(conn: Conn, src_id: int, uids: list[int], dst_id: int, m
     if not rows:
         return [], []
     total, n = sum(r[2] for r in rows), len(rows)
-    deltas: dict[int, tuple[int, int]] = {}
-    if accounts:
-        deltas[dst.account_id] = (total, n)
-        if move:
-            deltas[src.account_id] = (-total, -n)
-    await charge(conn, deltas)
+    if locked:
+        await check_quota(conn, {dst.account_id: (total, n)}, locked)
     first_uid, first_modseq = await conn.fetchrow(
-        "UPDATE mailboxes SET uidnext = uidnext + $1, highestmodseq = highestmodseq + $1 WHERE id = $2 "
-        "RETURNING uidnext - $1, highestmodseq - $1 + 1",
-        n, dst.id,
+        "UPDATE mailboxes SET uidnext = uidnext + $1, highestmodseq = highestmodseq + $1, msg_count = msg_count + $1, "
+        "msg_bytes = msg_bytes + $3 WHERE id = $2 RETURNING uidnext - $1, highestmodseq - $1 + 1",
+        n, dst.id, total,
     )
     savedate_us, _ = common.now_parts()
     ids = [r[0] for r in rows]
@@ -300,5 +311,5 @@ async def copy_messages(conn: Conn, src_id: int, uids: list[int], dst_id: int, m
         for r, new_uid, modseq in zip(rows, new_uids, new_modseqs, strict=True)
     ]
     if move:
-        changes += await _record_expunge(conn, src, [uid for uid, _ in pairs])
+        changes += await _record_expunge(conn, src, [uid for uid, _ in pairs], total)
     return pairs, changes

@@ -41,7 +41,7 @@ from merpati.storage.postgres.messages import (  # noqa: F401  (the store's name
 )
 from merpati.storage.postgres.rows import ACCOUNT_COLS as _ACCOUNT_COLS
 from merpati.storage.postgres.rows import MAILBOX_COLS as _MAILBOX_COLS
-from merpati.storage.postgres.rows import Conn, Result, Retry, charge, count_of, lock_accounts
+from merpati.storage.postgres.rows import Conn, Result, Retry, count_of, usage
 from merpati.storage.postgres.rows import account as _account
 from merpati.storage.postgres.rows import insert_mailbox as _insert_mailbox
 from merpati.storage.postgres.rows import mailbox as _mailbox
@@ -277,13 +277,6 @@ async def delete_mailbox(conn: Conn, account_id: int, name: str) -> Result:
         raise NotFound(f"no mailbox {name!r}")
     if mb.name == INBOX:
         raise InvalidInput("INBOX cannot be deleted")
-    await lock_accounts(conn, [account_id])
-    if await conn.fetchval("SELECT 1 FROM mailboxes WHERE id = $1 FOR UPDATE", mb.id) is None:
-        raise Retry()
-    size, count = await conn.fetchrow(
-        "SELECT coalesce(sum(size), 0), count(*) FROM messages WHERE mailbox_id = $1", mb.id
-    )
-    await charge(conn, {account_id: (-int(size), -count)})
     if mb.subscribed:  # RFC 9051 §6.3.7: the subscription outlives the mailbox
         await conn.execute(
             "INSERT INTO subscriptions (account_id, name) VALUES ($1, $2) ON CONFLICT DO NOTHING", account_id, mb.name
@@ -424,20 +417,20 @@ async def list_subscriptions(conn: Conn, account_id: int) -> list[str]:
 
 
 async def get_quota(conn: Conn, account_id: int) -> QuotaUsage:
-    row = await conn.fetchrow(
-        "SELECT used_bytes, quota_bytes, used_messages, quota_messages FROM accounts WHERE id = $1", account_id
-    )
+    row = await conn.fetchrow("SELECT quota_bytes, quota_messages FROM accounts WHERE id = $1", account_id)
     if row is None:
         raise NotFound(f"no account {account_id}")
-    return QuotaUsage(*(int(v) for v in row))
+    used_bytes, used_messages = await usage(conn, account_id)
+    return QuotaUsage(used_bytes, int(row[0]), used_messages, int(row[1]))
 
 
 async def set_quota(conn: Conn, account_id: int, limit_bytes: int | None, limit_messages: int | None) -> Result:
     row = await conn.fetchrow(
         "UPDATE accounts SET quota_bytes = coalesce($1, quota_bytes), quota_messages = coalesce($2, quota_messages) "
-        "WHERE id = $3 RETURNING used_bytes, quota_bytes, used_messages, quota_messages",
+        "WHERE id = $3 RETURNING quota_bytes, quota_messages",
         limit_bytes, limit_messages, account_id,
     )
     if row is None:
         raise NotFound(f"no account {account_id}")
-    return QuotaUsage(*(int(v) for v in row)), []
+    used_bytes, used_messages = await usage(conn, account_id)
+    return QuotaUsage(used_bytes, int(row[0]), used_messages, int(row[1])), []

@@ -1,8 +1,13 @@
 """PostgreSQL row helpers shared by the units of work (``ops``, ``messages``): column lists, row →
-model conversion, mailbox lookups, UIDVALIDITY allocation, account locks and quota usage.
+model conversion, mailbox lookups, UIDVALIDITY allocation, locks and quota checks.
 
 Lock order, everywhere: account rows (ascending id) → counters row → mailbox rows (ascending
-id) → message rows, so concurrent writers never wait on each other in a cycle.
+id) → message rows, so concurrent writers never wait on each other in a cycle. Account rows
+are locked only by writes that add messages to an account that has a quota limit: they then
+read the usage and add to it while no other such write of that account can.
+
+Quota usage (RFC 9208) is the sum of ``mailboxes.msg_count``/``msg_bytes`` over the account's
+mailboxes; those counters change in the same UPDATE that allocates UIDs or records an expunge.
 """
 
 from __future__ import annotations
@@ -91,16 +96,6 @@ async def mailbox_by_id(conn: Conn, mailbox_id: int, *, lock: bool = False) -> M
     return mailbox(row)
 
 
-async def lock_accounts(conn: Conn, account_ids: set[int] | list[int]) -> None:
-    """Lock account rows (ascending id) before any mailbox row: see the lock order above."""
-    ids = sorted(set(account_ids))
-    got = await conn.fetch(
-        "SELECT id FROM accounts WHERE id = ANY($1::bigint[]) ORDER BY id FOR NO KEY UPDATE", ids
-    )
-    if len(got) != len(ids):
-        raise NotFound(f"no account among {ids}")
-
-
 async def lock_mailboxes(conn: Conn, mailbox_ids: set[int] | list[int]) -> None:
     ids = sorted(set(mailbox_ids))
     got = await conn.fetch("SELECT id FROM mailboxes WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE", ids)
@@ -108,25 +103,39 @@ async def lock_mailboxes(conn: Conn, mailbox_ids: set[int] | list[int]) -> None:
         raise Retry()  # a mailbox vanished since it was resolved: resolve again (or NotFound then)
 
 
-async def charge(conn: Conn, deltas: dict[int, tuple[int, int]]) -> None:
-    """Add (bytes, messages) to each account's usage, in ascending account order (this locks the
-    rows, or they are locked already). OverQuota names every account an addition takes over a
-    limit (the transaction then rolls back); NotFound for a missing account."""
+async def lock_limited(conn: Conn, account_ids: set[int] | list[int]) -> dict[int, tuple[int, int]]:
+    """Lock (ascending id, before any mailbox row) the accounts among ``account_ids`` that have
+    a quota limit, and return their (bytes, messages) limits as read under the lock."""
+    rows = await conn.fetch(
+        "SELECT id, quota_bytes, quota_messages FROM accounts WHERE id = ANY($1::bigint[]) "
+        "AND (quota_bytes > 0 OR quota_messages > 0) ORDER BY id FOR NO KEY UPDATE",
+        sorted(set(account_ids)),
+    )
+    return {r[0]: (int(r[1]), int(r[2])) for r in rows}
+
+
+async def usage(conn: Conn, account_id: int) -> tuple[int, int]:
+    """(bytes, messages) stored in the account's mailboxes."""
+    row = await conn.fetchrow(
+        "SELECT coalesce(sum(msg_bytes), 0), coalesce(sum(msg_count), 0) FROM mailboxes WHERE account_id = $1",
+        account_id,
+    )
+    return int(row[0]), int(row[1])
+
+
+async def check_quota(conn: Conn, adds: dict[int, tuple[int, int]], locked: dict[int, tuple[int, int]]) -> None:
+    """Raise OverQuota naming every account of ``locked`` (from ``lock_limited``) that adding
+    (bytes, messages) would take over a limit."""
     over: list[int] = []
-    for account_id in sorted(deltas):
-        add_bytes, add_messages = deltas[account_id]
-        if add_bytes == 0 and add_messages == 0:
+    for account_id in sorted(locked):
+        add_bytes, add_messages = adds.get(account_id, (0, 0))
+        if add_bytes <= 0 and add_messages <= 0:
             continue
-        row = await conn.fetchrow(
-            "UPDATE accounts SET used_bytes = used_bytes + $1, used_messages = used_messages + $2 WHERE id = $3 "
-            "RETURNING used_bytes, used_messages, quota_bytes, quota_messages",
-            add_bytes, add_messages, account_id,
-        )
-        if row is None:
-            raise NotFound(f"no account {account_id}")
-        used_bytes, used_messages, quota_bytes, quota_messages = row
-        if add_bytes > 0 or add_messages > 0:
-            if (quota_bytes and used_bytes > quota_bytes) or (quota_messages and used_messages > quota_messages):
-                over.append(account_id)
+        limit_bytes, limit_messages = locked[account_id]
+        used_bytes, used_messages = await usage(conn, account_id)
+        if (limit_bytes and used_bytes + add_bytes > limit_bytes) or (
+            limit_messages and used_messages + add_messages > limit_messages
+        ):
+            over.append(account_id)
     if over:
         raise OverQuota(over)

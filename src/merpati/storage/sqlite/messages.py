@@ -2,7 +2,8 @@
 
 Every write returns ``(result, changes)`` and runs inside the writer's SAVEPOINT (raising
 undoes it all), on the group-committing writer thread: durable when the caller's await
-returns. Quota usage (``rows.charge``) is updated in the same unit of work as the messages.
+returns. Quota usage lives in the mailbox rows (``rows``): the UPDATE that allocates UIDs or
+records an expunge also moves the mailbox's message count and size.
 """
 
 from __future__ import annotations
@@ -17,32 +18,38 @@ from merpati.storage.models import INBOX, FlagMode, Mailbox, MessageMeta
 from merpati.storage.sqlite.search import insert_doc
 from merpati.storage.sqlite.rows import (
     DELETED,
+    MAILBOX_COLS,
     MESSAGE_COLS,
     Conn,
     Result,
-    charge,
+    check_quota,
     chunks,
     mailbox_by_id,
-    mailbox_by_name,
+    mailbox,
     meta,
 )
 
+_MAILBOX_COLS_M = ", ".join("m." + c.strip() for c in MAILBOX_COLS.split(","))
 
-def _file(conn: Conn, pairs: list[tuple[common.PreparedDelivery, Mailbox]]) -> Result:
-    """Insert prepared messages into their (existing) mailboxes: quota first, then UIDs/MODSEQs."""
-    deltas: dict[int, tuple[int, int]] = {}
+
+def _file(
+    conn: Conn, pairs: list[tuple[common.PreparedDelivery, Mailbox]], limits: dict[int, tuple[int, int]]
+) -> Result:
+    """Insert prepared messages into their (existing) mailboxes: quota first, then UIDs/MODSEQs.
+    ``limits``: the quota limits of the accounts, where the caller read them already."""
+    adds: dict[int, tuple[int, int]] = {}
     for d, mb in pairs:
-        b, n = deltas.get(mb.account_id, (0, 0))
-        deltas[mb.account_id] = (b + len(d.data), n + 1)
-    charge(conn, deltas)
+        b, n = adds.get(mb.account_id, (0, 0))
+        adds[mb.account_id] = (b + len(d.data), n + 1)
+    check_quota(conn, adds, limits)
     metas: list[MessageMeta] = []
     changes: list[Change] = []
     savedate_us, _ = common.now_parts()
     for d, mb in pairs:
         uid, modseq = conn.execute(
-            "UPDATE mailboxes SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1 "
-            "WHERE id = ? RETURNING uidnext - 1, highestmodseq",
-            (mb.id,),
+            "UPDATE mailboxes SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1, "
+            "msg_count = msg_count + 1, msg_bytes = msg_bytes + ? WHERE id = ? RETURNING uidnext - 1, highestmodseq",
+            (len(d.data), mb.id),
         ).fetchone()
         search_id = insert_doc(conn, d.doc) if d.doc is not None else None  # the search index
         cur = conn.execute(
@@ -74,21 +81,30 @@ def _file(conn: Conn, pairs: list[tuple[common.PreparedDelivery, Mailbox]]) -> R
 def deliver(conn: Conn, rows: list[common.PreparedDelivery]) -> Result:
     """File every prepared delivery (missing mailbox → INBOX); any error undoes the whole call."""
     resolved: dict[tuple[int, str], Mailbox] = {}
+    limits: dict[int, tuple[int, int]] = {}
     pairs = []
     for d in rows:
         mb = resolved.get((d.account_id, d.mailbox))
         if mb is None:
-            mb = mailbox_by_name(conn, d.account_id, d.mailbox) or mailbox_by_name(conn, d.account_id, INBOX)
-            if mb is None:
+            # The named mailbox, else INBOX, with the account's quota limits: one statement.
+            row = conn.execute(
+                f"SELECT {_MAILBOX_COLS_M}, a.quota_bytes, a.quota_messages FROM mailboxes m "
+                "JOIN accounts a ON a.id = m.account_id WHERE m.account_id = ? AND m.name IN (?, 'INBOX') "
+                "ORDER BY m.name = 'INBOX' LIMIT 1",
+                (d.account_id, common.lookup_mailbox_name(d.mailbox) or INBOX),
+            ).fetchone()
+            if row is None:
                 raise NotFound(f"no account {d.account_id}")
+            mb = mailbox(row)
             resolved[(d.account_id, d.mailbox)] = mb
+            limits[d.account_id] = (row[-2], row[-1])
         pairs.append((d, mb))
-    return _file(conn, pairs)
+    return _file(conn, pairs, limits)
 
 
 def append(conn: Conn, mailbox_id: int, rows: list[common.PreparedDelivery]) -> Result:
     mb = mailbox_by_id(conn, mailbox_id)
-    return _file(conn, [(d, mb) for d in rows])
+    return _file(conn, [(d, mb) for d in rows], {})
 
 
 def list_messages(conn: Conn, mailbox_id: int, uid_min: int, uid_max: int | None) -> list[MessageMeta]:
@@ -199,10 +215,13 @@ def store_flags(conn: Conn, mailbox_id: int, uids: list[int], flags: frozenset[s
     return out, flag_events(mb.account_id, mailbox_id, modseq, [(m.uid, m.flags) for m in out])
 
 
-def _record_expunge(conn: Conn, mb: Mailbox, removed: list[int]) -> tuple[int, list[Change]]:
-    """Take one new MODSEQ for the removal of ``removed`` (ascending) and record it (QRESYNC)."""
+def _record_expunge(conn: Conn, mb: Mailbox, removed: list[int], freed: int) -> tuple[int, list[Change]]:
+    """Take one new MODSEQ for the removal of ``removed`` (ascending, ``freed`` bytes in all)
+    and record it (QRESYNC)."""
     modseq = conn.execute(
-        "UPDATE mailboxes SET highestmodseq = highestmodseq + 1 WHERE id = ? RETURNING highestmodseq", (mb.id,)
+        "UPDATE mailboxes SET highestmodseq = highestmodseq + 1, msg_count = msg_count - ?, "
+        "msg_bytes = msg_bytes - ? WHERE id = ? RETURNING highestmodseq",
+        (len(removed), freed, mb.id),
     ).fetchone()[0]
     conn.executemany(
         "INSERT OR REPLACE INTO expunged (mailbox_id, uid, modseq) VALUES (?, ?, ?)",
@@ -225,8 +244,7 @@ def expunge(conn: Conn, mailbox_id: int, uids: list[int]) -> Result:
     if not removed:
         return [], []
     removed.sort()
-    charge(conn, {mb.account_id: (-freed, -len(removed))})
-    _modseq, events = _record_expunge(conn, mb, removed)
+    _modseq, events = _record_expunge(conn, mb, removed, freed)
     return removed, events
 
 
@@ -244,18 +262,13 @@ def copy_messages(conn: Conn, src_id: int, uids: list[int], dst_id: int, move: b
     rows = _select_uids(conn, src_id, uids, "id, uid, size, flags")
     if not rows:
         return [], []
-    total = sum(r[2] for r in rows)
-    deltas: dict[int, tuple[int, int]] = {}
+    total, n = sum(r[2] for r in rows), len(rows)
     if not move or src.account_id != dst.account_id:
-        deltas[dst.account_id] = (total, len(rows))
-        if move:
-            deltas[src.account_id] = (-total, -len(rows))
-    charge(conn, deltas)
-    n = len(rows)
+        check_quota(conn, {dst.account_id: (total, n)}, {})
     first_uid, first_modseq = conn.execute(
-        "UPDATE mailboxes SET uidnext = uidnext + ?, highestmodseq = highestmodseq + ? WHERE id = ? "
-        "RETURNING uidnext - ?, highestmodseq - ? + 1",
-        (n, n, dst.id, n, n),
+        "UPDATE mailboxes SET uidnext = uidnext + ?, highestmodseq = highestmodseq + ?, msg_count = msg_count + ?, "
+        "msg_bytes = msg_bytes + ? WHERE id = ? RETURNING uidnext - ?, highestmodseq - ? + 1",
+        (n, n, n, total, dst.id, n, n),
     ).fetchone()
     savedate_us, _ = common.now_parts()
     pairs: list[tuple[int, int]] = []
@@ -283,6 +296,6 @@ def copy_messages(conn: Conn, src_id: int, uids: list[int], dst_id: int, move: b
         pairs.append((uid, new_uid))
         changes.append(MessageAdded(dst.account_id, dst.id, new_uid, new_modseq, payload_flags(json.loads(flags_json))))
     if move:
-        _modseq, expunged = _record_expunge(conn, src, [uid for uid, _ in pairs])
+        _modseq, expunged = _record_expunge(conn, src, [uid for uid, _ in pairs], total)
         changes += expunged
     return pairs, changes

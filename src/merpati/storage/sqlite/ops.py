@@ -39,7 +39,7 @@ from merpati.storage.sqlite.messages import (  # noqa: F401  (the store's namesp
 )
 from merpati.storage.sqlite.rows import ACCOUNT_COLS as _ACCOUNT_COLS
 from merpati.storage.sqlite.rows import MAILBOX_COLS as _MAILBOX_COLS
-from merpati.storage.sqlite.rows import Conn, Result, charge
+from merpati.storage.sqlite.rows import Conn, Result, usage
 from merpati.storage.sqlite.rows import account as _account
 from merpati.storage.sqlite.rows import insert_mailbox as _insert_mailbox
 from merpati.storage.sqlite.rows import mailbox as _mailbox
@@ -286,10 +286,6 @@ def delete_mailbox(conn: Conn, account_id: int, name: str) -> Result:
         raise NotFound(f"no mailbox {name!r}")
     if mb.name == INBOX:
         raise InvalidInput("INBOX cannot be deleted")
-    size, count = conn.execute(
-        "SELECT coalesce(sum(size), 0), count(*) FROM messages WHERE mailbox_id = ?", (mb.id,)
-    ).fetchone()
-    charge(conn, {account_id: (-size, -count)})
     if mb.subscribed:  # RFC 9051 §6.3.7: the subscription outlives the mailbox
         conn.execute("INSERT OR IGNORE INTO subscriptions (account_id, name) VALUES (?, ?)", (account_id, mb.name))
     conn.execute("DELETE FROM mailboxes WHERE id = ?", (mb.id,))  # cascades: messages, blobs, expunged
@@ -430,20 +426,20 @@ def list_subscriptions(conn: Conn, account_id: int) -> list[str]:
 
 
 def get_quota(conn: Conn, account_id: int) -> QuotaUsage:
-    row = conn.execute(
-        "SELECT used_bytes, quota_bytes, used_messages, quota_messages FROM accounts WHERE id = ?", (account_id,)
-    ).fetchone()
+    row = conn.execute("SELECT quota_bytes, quota_messages FROM accounts WHERE id = ?", (account_id,)).fetchone()
     if row is None:
         raise NotFound(f"no account {account_id}")
-    return QuotaUsage(*row)
+    used_bytes, used_messages = usage(conn, account_id)
+    return QuotaUsage(used_bytes, row[0], used_messages, row[1])
 
 
 def set_quota(conn: Conn, account_id: int, limit_bytes: int | None, limit_messages: int | None) -> Result:
     row = conn.execute(
         "UPDATE accounts SET quota_bytes = coalesce(?, quota_bytes), quota_messages = coalesce(?, quota_messages) "
-        "WHERE id = ? RETURNING used_bytes, quota_bytes, used_messages, quota_messages",
+        "WHERE id = ? RETURNING quota_bytes, quota_messages",
         (limit_bytes, limit_messages, account_id),
     ).fetchone()
     if row is None:
         raise NotFound(f"no account {account_id}")
-    return QuotaUsage(*row), []
+    used_bytes, used_messages = usage(conn, account_id)
+    return QuotaUsage(used_bytes, row[0], used_messages, row[1]), []

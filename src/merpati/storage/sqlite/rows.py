@@ -1,5 +1,9 @@
 """SQLite row helpers shared by the units of work (``ops``, ``messages``): column lists, row →
-model conversion, mailbox lookups and UIDVALIDITY allocation, and quota usage accounting."""
+model conversion, mailbox lookups and UIDVALIDITY allocation, and quota checks.
+
+Quota usage (RFC 9208) is the sum of ``mailboxes.msg_count``/``msg_bytes`` over the account's
+mailboxes; those counters change in the same UPDATE that allocates UIDs (deliver, append,
+copy, move) or records an expunge, so keeping them costs no statement of its own."""
 
 from __future__ import annotations
 
@@ -96,27 +100,38 @@ def chunks(uids: list[int], size: int = 500) -> list[list[int]]:
     return [uids[i : i + size] for i in range(0, len(uids), size)]
 
 
-def charge(conn: Conn, deltas: dict[int, tuple[int, int]]) -> None:
-    """Add (bytes, messages) to each account's usage, in ascending account order.
+def quota_limits(conn: Conn, account_id: int) -> tuple[int, int]:
+    row = conn.execute("SELECT quota_bytes, quota_messages FROM accounts WHERE id = ?", (account_id,)).fetchone()
+    if row is None:
+        raise NotFound(f"no account {account_id}")
+    return int(row[0]), int(row[1])
 
-    Raises OverQuota naming every account that an addition takes over a limit (the caller's
-    SAVEPOINT undoes the whole unit of work), NotFound for a missing account.
-    """
+
+def usage(conn: Conn, account_id: int) -> tuple[int, int]:
+    """(bytes, messages) stored in the account's mailboxes."""
+    row = conn.execute(
+        "SELECT coalesce(sum(msg_bytes), 0), coalesce(sum(msg_count), 0) FROM mailboxes WHERE account_id = ?",
+        (account_id,),
+    ).fetchone()
+    return int(row[0]), int(row[1])
+
+
+def check_quota(conn: Conn, adds: dict[int, tuple[int, int]], limits: dict[int, tuple[int, int]]) -> None:
+    """Raise OverQuota naming every account that adding (bytes, messages) would take over a
+    limit. ``limits`` holds the (bytes, messages) limits already read (others are read here);
+    an account without limits costs nothing more."""
     over: list[int] = []
-    for account_id in sorted(deltas):
-        add_bytes, add_messages = deltas[account_id]
-        if add_bytes == 0 and add_messages == 0:
+    for account_id in sorted(adds):
+        add_bytes, add_messages = adds[account_id]
+        if add_bytes <= 0 and add_messages <= 0:
             continue
-        row = conn.execute(
-            "UPDATE accounts SET used_bytes = used_bytes + ?, used_messages = used_messages + ? WHERE id = ? "
-            "RETURNING used_bytes, used_messages, quota_bytes, quota_messages",
-            (add_bytes, add_messages, account_id),
-        ).fetchone()
-        if row is None:
-            raise NotFound(f"no account {account_id}")
-        used_bytes, used_messages, quota_bytes, quota_messages = row
-        if add_bytes > 0 or add_messages > 0:
-            if (quota_bytes and used_bytes > quota_bytes) or (quota_messages and used_messages > quota_messages):
-                over.append(account_id)
+        limit_bytes, limit_messages = limits.get(account_id) or quota_limits(conn, account_id)
+        if not limit_bytes and not limit_messages:
+            continue
+        used_bytes, used_messages = usage(conn, account_id)
+        if (limit_bytes and used_bytes + add_bytes > limit_bytes) or (
+            limit_messages and used_messages + add_messages > limit_messages
+        ):
+            over.append(account_id)
     if over:
         raise OverQuota(over)

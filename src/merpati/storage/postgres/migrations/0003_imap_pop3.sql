@@ -4,8 +4,10 @@
 --   account has. A mailbox's own subscription stays mailboxes.subscribed (it follows the mailbox
 --   through RENAME); deleting a subscribed mailbox moves its name here, creating a mailbox whose
 --   name is here moves it back, so a name is in at most one of the two places.
--- * accounts.used_bytes / used_messages: quota usage (RFC 9208), kept by every write that adds
---   or removes messages, in the same transaction (under the account row lock).
+-- * mailboxes.msg_count / msg_bytes: each mailbox's number and total size of messages, kept in
+--   the same UPDATE that allocates UIDs or records an expunge (no extra statement per write).
+--   An account's quota usage (RFC 9208) is their sum over its mailboxes: no message scans, and
+--   deleting a mailbox needs no bookkeeping.
 -- * messages.deleted: '\Deleted' = ANY(flags), kept like seen, for STATUS DELETED.
 -- * expunged_modseq: QRESYNC's "expunged since MODSEQ n" without scanning every expunge.
 -- Adding a column with a constant default is a catalog-only change (no table rewrite).
@@ -16,12 +18,11 @@ CREATE TABLE subscriptions (
     PRIMARY KEY (account_id, name)
 );
 
-ALTER TABLE accounts ADD COLUMN used_bytes bigint NOT NULL DEFAULT 0;
-ALTER TABLE accounts ADD COLUMN used_messages bigint NOT NULL DEFAULT 0;
-UPDATE accounts a SET used_bytes = u.bytes, used_messages = u.n
-FROM (SELECT b.account_id, sum(m.size) AS bytes, count(*) AS n
-      FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id GROUP BY b.account_id) u
-WHERE u.account_id = a.id;
+ALTER TABLE mailboxes ADD COLUMN msg_count bigint NOT NULL DEFAULT 0;
+ALTER TABLE mailboxes ADD COLUMN msg_bytes bigint NOT NULL DEFAULT 0;
+UPDATE mailboxes b SET msg_count = u.n, msg_bytes = u.bytes
+FROM (SELECT mailbox_id, count(*) AS n, sum(size) AS bytes FROM messages GROUP BY mailbox_id) u
+WHERE u.mailbox_id = b.id;
 
 ALTER TABLE messages ADD COLUMN deleted boolean NOT NULL DEFAULT false;
 UPDATE messages SET deleted = true WHERE '\Deleted' = ANY(flags);
