@@ -278,3 +278,24 @@ def test_client_that_stops_reading_is_dropped_and_the_lock_freed(tmp_path: Path)
             writer.close()
 
     run(go())
+
+
+def test_assembly_refuses_pop3s_without_a_certificate(tmp_path: Path) -> None:
+    import dataclasses
+    from types import SimpleNamespace
+
+    import pytest
+
+    from merpati.assembly import pop3 as pop3_part
+    from merpati.config import Config, ConfigError
+    from merpati.config.schema import ListenConfig
+
+    async def go() -> None:
+        config = Config(listen=dataclasses.replace(ListenConfig(), smtp=(), pop3s=(f"{HOST}:{free_port(HOST)}",)))
+        ctx = SimpleNamespace(config=config, tls=None, store=None, authenticator=None)
+        with pytest.raises(ConfigError, match="listen.pop3s"):
+            await pop3_part.start(ctx)  # type: ignore[arg-type]
+        assert await pop3_part.start(SimpleNamespace(config=Config(), tls=None)) == []  # type: ignore[arg-type]
+        assert pop3_part.LISTENERS == ("pop3", "pop3s")
+
+    run(go())
