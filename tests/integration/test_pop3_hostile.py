@@ -288,9 +288,8 @@ def test_byte_stuffing_round_trip(merpati) -> None:  # type: ignore[no-untyped-d
 
 
 def test_smtp_delivery_pop3_deletion_and_the_store_agree(merpati) -> None:  # type: ignore[no-untyped-def]
-    """Delivered over SMTP, deleted over POP3, checked in the store (export). When IMAP lands,
-    the same path gets an IMAP session with INBOX selected that must see the EXPUNGE
-    (services.pop3 tests already check the Expunged change event)."""
+    """Delivered over SMTP, deleted over POP3, checked in the store (export). The same with an
+    IMAP session alongside: test_pop3_imap.py."""
     user = merpati.new_user("consistency")
     deliver(merpati, user, b"a\r\n", b"b\r\n", b"c\r\n", b"d\r\n")
     c = Raw(merpati)
