@@ -7,6 +7,9 @@ authoritative DNS server on 127.0.0.1 serving MX, A, PTR, SPF, DKIM and DMARC fo
 * mail to an unknown user at b.test: A gets the 550 and alice finds a DSN in her INBOX;
 * B is down: the message stays queued with the error recorded, retries follow the schedule,
   and it is delivered once B is back;
+* an alias at b.test with a remote target: B forwards through its queue (A still sees
+  dkim=pass, dmarc=pass); two aliases pointing at each other across the domains: the loop
+  stops at the hop count and alice gets a DSN;
 * a forged message claiming to be from a.test, sent straight to B from another address,
   fails SPF and DMARC and is refused per a.test's p=reject.
 
@@ -73,6 +76,7 @@ def world(tmp_path_factory: pytest.TempPathFactory):
             server = MerpatiServer(
                 root / name, host=ip, port=25, hostname=f"mx.{name}.test", listeners=("submission",),
                 dns=dns.nameserver, extra_config=queue_config(ip),
+                extra_smtp={"workers": 1, "max_received": 30},  # one process: enqueues wake the runner at once
             )
             servers.append(server)
             server.add_domain(f"{name}.test")
@@ -82,6 +86,9 @@ def world(tmp_path_factory: pytest.TempPathFactory):
         a, b = servers
         a.add_user("alice@a.test")
         b.add_user("bob@b.test")
+        b.add_alias("fwd@b.test", "bob@b.test", "alice@a.test")  # one local, one remote target
+        a.add_alias("loop@a.test", "loop@b.test")
+        b.add_alias("loop@b.test", "loop@a.test")
         for server in servers:
             server.start()
         yield dns, a, b
@@ -214,3 +221,27 @@ def test_forged_sender_is_rejected_per_dmarc_reject(world) -> None:
             s.sendmail("alice@a.test", ["bob@b.test"], note("forged", "alice@a.test", "bob@b.test"))
     assert refused.value.smtp_code == 550 and b"5.7.1" in refused.value.smtp_error
     assert not [m for m in b.export("bob@b.test") if b"Subject: forged" in m]
+
+
+def test_remote_alias_target_is_forwarded_through_the_queue(world) -> None:
+    _, a, b = world
+    submit(a, "alice@a.test", ["fwd@b.test"], note("forward-me", "alice@a.test", "fwd@b.test"))
+    assert wait_for_subject(b, "bob@b.test", b"forward-me")
+    (forwarded,) = wait_for_subject(a, "alice@a.test", b"forward-me")
+    assert forwarded.count(b"Received: from mx.b.test") == 1
+    results = auth_results(forwarded)
+    assert "dkim=pass" in results and "dmarc=pass" in results, results
+
+
+def test_mail_loop_between_two_domains_is_stopped_by_the_hop_count(world) -> None:
+    _, a, _ = world
+    submit(a, "alice@a.test", ["loop@a.test"], note("loop-me", "alice@a.test", "loop@a.test"))
+    deadline = time.monotonic() + 90
+    dsns: list[bytes] = []
+    while not dsns and time.monotonic() < deadline:
+        dsns = [m for m in a.export("alice@a.test") if b"multipart/report" in m and b"loop-me" in m]
+        time.sleep(0.5)
+    assert dsns, a.log_tail()
+    report = email.message_from_bytes(dsns[0], policy=email_policy.default)
+    block = report.get_payload()[1].get_payload()[1]
+    assert block["Action"] == "failed" and block["Status"] == "5.4.6", str(block)

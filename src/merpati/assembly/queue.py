@@ -15,6 +15,7 @@ from merpati.queue.dialer import TcpDialer, client_tls_context
 from merpati.queue.local import PipelineLocalDelivery
 from merpati.queue.policy import RetryPolicy
 from merpati.queue.runner import QueueRunner, Relay, RunnerSettings
+from merpati.queue.signing import DkimSigners
 from merpati.resolver import DnsPythonResolver, Resolver, parse_nameserver
 
 log = logging.getLogger("merpati.queue")
@@ -76,6 +77,7 @@ def build_runner(
         dialer=TcpDialer(bind_address=config.queue.bind_address),
         local=PipelineLocalDelivery(ctx.router, ctx.pipeline, hostname=config.hostname),
         clock=clock,
+        signers=DkimSigners(ctx.store.queue),  # type: ignore[attr-defined]
     )
 
 

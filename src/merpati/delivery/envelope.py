@@ -37,3 +37,4 @@ class Envelope:
     recipients: list[LocalRecipient] = field(default_factory=list)
     rcpt_params: dict[str, dict[str, object]] = field(default_factory=dict)  # rcpt → DSN NOTIFY/ORCPT
     received_at: datetime | None = None
+    forward: list[str] = field(default_factory=list)  # remote alias targets: go to the outbound queue

@@ -11,6 +11,8 @@ Junk) and which verdict headers (after our ``Received:``) each copy gets.
 from __future__ import annotations
 
 import logging
+import re
+import time
 from dataclasses import dataclass
 
 from merpati.delivery import results, trace
@@ -21,6 +23,7 @@ from merpati.delivery.routing import Route, Router
 from merpati.mime import MimeLimitError, MimeLimits, parse_message
 from merpati.storage.api import MailStore, StoreError
 from merpati.storage.models import INBOX, Delivery, MessageEnvelope
+from merpati.storage.queue_api import NewMessage, NewRecipient
 
 log = logging.getLogger("merpati.delivery")
 
@@ -28,6 +31,7 @@ TOO_MANY_HOPS = results.reject("Too many hops (mail loop?)", code=554, enhanced=
 TOO_COMPLEX = results.reject("Message structure exceeds limits", code=554, enhanced="5.6.0")
 STORE_FAILED = results.tempfail("Error: queue file write error")
 DELIVERED_LOOP = results.reject("Mail forwarding loop detected", code=554, enhanced="5.4.6")
+_RECEIVED = re.compile(rb"(?im)^received:")
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,14 +47,17 @@ class InboundPipeline:
         self._router = router
         self._settings = settings
         self._ids = trace.QueueIds()
+        self._queue = getattr(store, "queue", None)  # the outbound queue: remote alias targets go there
 
     async def route_recipient(self, address: str) -> Route:
-        return await self._router.route(address)
+        return await self._router.route(address, forward=self._queue is not None)
 
     async def deliver(self, envelope: Envelope, data: bytes, *, screening: CheckSession | None = None) -> Verdict:
         """File the message for every recipient of the envelope, durably, or say why not."""
         when = envelope.received_at or trace.now()
         queue_id = self._ids.next()
+        if envelope.forward and not envelope.recipients:
+            return await self._forward(envelope, data, queue_id=queue_id, when=when)
         filings: dict[int, Filing] | None = None
         if screening is not None:
             outcome = await screening.data(data, envelope.recipients)
@@ -82,6 +89,35 @@ class InboundPipeline:
             "delivered id=%s from=<%s> to=%s size=%d",
             queue_id, envelope.sender, ",".join(r.mailbox_address for r in envelope.recipients), len(data),
         )
+        if envelope.forward:
+            forwarded = await self._forward(envelope, data, queue_id=queue_id, when=when)
+            if not forwarded.accepted:
+                return forwarded
+        return results.accept(f"Ok: queued as {queue_id}", enhanced="2.0.0")
+
+    async def _forward(self, envelope: Envelope, data: bytes, *, queue_id: str, when) -> Verdict:
+        """Remote alias targets: into the outbound queue (the queue is a target too), durably."""
+        if self._queue is None:
+            return results.NO_FORWARDING
+        received = trace.received(
+            client=envelope.client, hostname=self._settings.hostname, queue_id=queue_id,
+            recipient=None, smtputf8=envelope.smtputf8, when=when,
+        )
+        blob = received + data
+        end = blob.find(b"\r\n\r\n")
+        if len(_RECEIVED.findall(blob[: end if end >= 0 else len(blob)])) > self._settings.max_received:
+            return TOO_MANY_HOPS
+        message = NewMessage(
+            queue_id=f"{queue_id}F", sender=envelope.sender,
+            recipients=[NewRecipient(target) for target in envelope.forward], data=blob,
+            envid=envelope.envid, ret=envelope.ret, smtputf8=envelope.smtputf8, body_type=envelope.body_type,
+        )
+        try:
+            await self._queue.enqueue(message, now=time.time())
+        except StoreError as exc:
+            log.warning("queueing the forwarded copy of %s failed: %s", queue_id, exc)
+            return STORE_FAILED
+        log.info("forwarded id=%s from=<%s> to=%s", queue_id, envelope.sender, ",".join(envelope.forward))
         return results.accept(f"Ok: queued as {queue_id}", enhanced="2.0.0")
 
     def _compose(

@@ -44,12 +44,14 @@ from merpati.queue.client import (
 )
 from merpati.queue.dialer import Dialer
 from merpati.queue.policy import RetryPolicy
+from merpati.queue.signing import DkimSigners
 from merpati.resolver.api import DnsError, DnsTempError, Resolver
 from merpati.resolver.nexthop import NextHopError, NullMx, next_hops, parse_domain_literal
 from merpati.storage.api import StoreError
 from merpati.storage.queue_api import (
     AttemptRecord,
     Claim,
+    MessageKind,
     NewMessage,
     Outcome,
     QueueRecipient,
@@ -111,6 +113,7 @@ class QueueRunner:
         local: LocalDelivery | None = None,
         clock: Callable[[], float] = time.time,
         owner: str | None = None,
+        signers: DkimSigners | None = None,
     ) -> None:
         self.store = store
         self.resolver = resolver
@@ -121,6 +124,7 @@ class QueueRunner:
         self.local = local
         self.clock = clock
         self.owner = owner or default_owner()
+        self.signers = signers  # signs the DSNs we send (MAILER-DAEMON@hostname)
         self._inflight: dict[int, asyncio.Task[None]] = {}
         self._wakeup = asyncio.Event()
         self._stopping = False
@@ -265,6 +269,9 @@ class QueueRunner:
             body_type=claim.message.body_type,
             smtputf8=claim.message.smtputf8,
         )
+        data = claim.data
+        if claim.message.kind is MessageKind.DSN and self.signers is not None:
+            data = self.signers.sign(await self.signers.for_host(self.settings.hostname), data)
         last: HopError | None = None
         last_host: str | None = None
         for host, address, port in targets:
@@ -274,7 +281,7 @@ class QueueRunner:
             except (OSError, asyncio.TimeoutError, TimeoutError) as exc:
                 last, last_host = HopError(f"connect to {label}: {exc or 'timed out'}", 451, "4.4.1"), host
                 continue
-            result = await deliver(conn, self.client, envelope, claim.data, server_name=host)
+            result = await deliver(conn, self.client, envelope, data, server_name=host)
             if result.hop_error is not None:
                 last, last_host = result.hop_error, host
                 log.info("queue id=%s %s: %s", claim.message.queue_id, label, result.hop_error.text)

@@ -139,11 +139,12 @@ class InboundSession:
             if refusal is not None:
                 return Reply(refusal.code or 550, refusal.enhanced, f"<{address}>: {refusal.text}")
         _add_recipients(self.envelope, route.recipients)
+        self.envelope.forward.extend(t for t in route.remote if t not in self.envelope.forward)
         self.envelope.rcpt_params[address] = {"notify": event.params.notify, "orcpt": event.params.orcpt}
         return Reply(250, "2.1.5", "Ok")
 
     async def on_data_start(self, event: DataStart) -> Reply:
-        if self.envelope is None or not self.envelope.recipients:
+        if self.envelope is None or not (self.envelope.recipients or self.envelope.forward):
             return Reply(554, "5.5.1", "Error: no valid recipients")
         self.body.clear()
         return Reply(354, None, "End data with <CR><LF>.<CR><LF>")
@@ -159,7 +160,7 @@ class InboundSession:
             return Reply(552, "5.3.4", "Error: message file too big")
         if event.error is DataError.BARE_LINE_ENDING:
             return Reply(550, "5.5.2", "Error: bare <CR> or <LF> received")
-        if envelope is None or not envelope.recipients:
+        if envelope is None or not (envelope.recipients or envelope.forward):
             return Reply(554, "5.5.1", "Error: no valid recipients")
         envelope.received_at = now()
         envelope.client = self.client

@@ -38,11 +38,12 @@ from merpati.delivery.envelope import ClientInfo, Envelope, LocalRecipient
 from merpati.delivery.pipeline import InboundPipeline
 from merpati.delivery.routing import Router, split_address
 from merpati.delivery.trace import QueueIds, now, received, rfc5322_date
-from merpati.mailauth import DkimSigner, FromDomainError, author_domains
+from merpati.mailauth import FromDomainError, author_domains
 from merpati.mime.address import MISSING_DOMAIN, MISSING_MAILBOX, parse_addresses
 from merpati.services.auth import Authenticator
 from merpati.storage.api import MailStore, StoreError
 from merpati.storage.models import Account
+from merpati.queue.signing import DkimSigners
 from merpati.storage.queue_api import NewMessage, NewRecipient, QueueStore
 from merpati.wire import sasl
 from merpati.wire.smtp import (
@@ -74,7 +75,6 @@ TOO_MANY_MESSAGES = Reply(450, "4.7.1", "Error: message rate limit exceeded, try
 NO_FROM = Reply(550, "5.6.0", "Message has no valid From: header")
 TEMP_FAIL = Reply(451, "4.3.0", "Error: queue file write error")
 MAX_HEADER_SCAN = 256 * 1024
-SIGNER_TTL = 60.0
 
 
 def sender_refused(address: str, account: Account) -> Reply:
@@ -116,32 +116,6 @@ class RateLimiter:
     def record(self, account_id: int) -> None:
         if self.per_hour > 0:
             self._window(account_id).append(self._clock())
-
-
-class DkimSigners:
-    """One ``DkimSigner`` per domain, from the keys in the store (cached for a minute)."""
-
-    def __init__(self, queue: QueueStore, *, clock: Callable[[], float] = time.monotonic) -> None:
-        self._queue = queue
-        self._clock = clock
-        self._cache: dict[str, tuple[float, DkimSigner | None]] = {}
-
-    async def get(self, domain: str) -> DkimSigner | None:
-        domain = domain.lower()
-        hit = self._cache.get(domain)
-        if hit is not None and hit[0] > self._clock():
-            return hit[1]
-        signer = None
-        try:
-            key = await self._queue.get_dkim_key(domain)
-            if key is not None:
-                signer = DkimSigner(key.domain, key.selector, key.private_key)
-        except (StoreError, ValueError) as exc:
-            log.warning("DKIM key of %s unusable: %s", domain, exc)
-        if len(self._cache) > 10_000:
-            self._cache.clear()
-        self._cache[domain] = (self._clock() + SIGNER_TTL, signer)
-        return signer
 
 
 def header_block(data: bytes) -> bytes:
@@ -264,12 +238,7 @@ class SubmissionService:
                 recipient=tx.remote[0].address if len(tx.remote) == 1 else None, smtputf8=tx.smtputf8, when=now(),
             )
             outbound = trace + content
-            signer = await self.signers.get(split_address(tx.sender)[1])
-            if signer is not None:
-                try:
-                    outbound = signer.sign(outbound) + outbound
-                except Exception:  # a broken key must not lose the message: send it unsigned
-                    log.exception("DKIM signing for %s failed", signer.domain)
+            outbound = self.signers.sign(await self.signers.get(split_address(tx.sender)[1]), outbound)
             try:
                 await self.queue.enqueue(
                     NewMessage(
@@ -515,7 +484,6 @@ HANDLERS = {
 }
 
 __all__ = [
-    "DkimSigners",
     "RateLimiter",
     "SubmissionService",
     "SubmissionSession",
