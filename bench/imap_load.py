@@ -375,10 +375,14 @@ async def idle_bench(server: MerpatiServer, args: argparse.Namespace) -> None:
         waits = [asyncio.ensure_future(r.readline()) for r in by_user[user]]
         await loop.run_in_executor(None, _smtp_send, server, user, msg)
         sent = time.monotonic()
+        worst = 0.0
         for w in waits:
             line = await w
             assert line.endswith(b" EXISTS\r\n"), line
             latencies.append(time.monotonic() - sent)
+            worst = max(worst, latencies[-1])
+        if args.verbose:
+            print(f"  delivery {n} to {user}: slowest EXISTS {worst * 1000:.1f} ms after the 250", flush=True)
         for r in by_user[user]:  # the RECENT line that follows (IMAP4rev1)
             line = await r.readline()
     latencies.sort()
@@ -451,6 +455,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tuned", action="store_true", help="Dovecot's high-performance mode (dovecot.sh --tuned)")
     ap.add_argument("--idle", type=int, default=0, help="instead: N IDLE sessions on Merpati (RSS and latency)")
     ap.add_argument("--deliveries", type=int, default=200, help="with --idle: messages delivered over SMTP")
+    ap.add_argument("--verbose", action="store_true", help="with --idle: print each delivery's slowest EXISTS")
     side = ap.add_mutually_exclusive_group()
     side.add_argument("--merpati-only", action="store_true")
     side.add_argument("--dovecot-only", action="store_true")

@@ -74,6 +74,14 @@ class RecentTracker:
             self._claimed[mailbox_id] = top
         return out
 
+    def claim_uids(self, mailbox_id: int, uids: list[int], *, read_only: bool = False) -> set[int]:
+        """Like ``claim`` for messages that just arrived (they count as saved now)."""
+        claimed = self._claimed.get(mailbox_id, 0)
+        out = {u for u in uids if u > claimed}
+        if not read_only and uids:
+            self._claimed[mailbox_id] = max(claimed, max(uids))
+        return out
+
     def peek(self, mailbox_id: int) -> int:
         """The highest UID already handed out (0 when the mailbox was not met yet)."""
         return self._claimed.get(mailbox_id, 0)
@@ -110,7 +118,8 @@ class SelectedMailbox:
         self._expunged: set[int] = set()  # gone from the store, not yet announced
         self._flags: set[int] = set()  # flags changed by others, not yet announced
         self._reported: dict[int, int] = {}  # uid -> MODSEQ the client already got
-        self._maybe_new = False
+        self._maybe_new = False  # the session added mail itself: read the store for it
+        self._added: dict[int, int] = {}  # uid -> modseq, from MessageAdded events (no read needed)
         self._resync = False
         self.gone = False  # the mailbox was deleted (or renamed away) by another session
 
@@ -204,7 +213,9 @@ class SelectedMailbox:
             return False
         if isinstance(change, MessageAdded):
             if change.uid > self.last_uid:
-                self._maybe_new = True
+                # Trusted as is: events of one mailbox arrive in commit order, and a lost event
+                # shows as a feed overflow (full resync). No store read on the IDLE path.
+                self._added[change.uid] = change.modseq
         elif isinstance(change, FlagsChanged):
             if change.modseq > self._base_modseq:
                 self._flags.update(change.uids)
@@ -213,6 +224,8 @@ class SelectedMailbox:
             for u in change.uids:
                 if u <= last:
                     self._expunged.add(u)
+                else:
+                    self._added.pop(u, None)  # gone before the client heard of it
             if change.modseq > self.highestmodseq:
                 self.highestmodseq = change.modseq
         elif isinstance(change, MailboxChanged):
@@ -227,7 +240,7 @@ class SelectedMailbox:
 
     @property
     def pending(self) -> bool:
-        return bool(self._maybe_new or self._flags or self._expunged or self._resync)
+        return bool(self._maybe_new or self._added or self._flags or self._expunged or self._resync)
 
     @property
     def pending_expunges(self) -> bool:
@@ -252,20 +265,28 @@ class SelectedMailbox:
             await self._full_resync(store)
         if expunges and self._expunged:
             out.append(self.announce_expunges(self._expunged, qresync=qresync))
+        new: list[int] = []
         if self._maybe_new:
             self._maybe_new = False
+            self._added.clear()
             metas = await store.list_messages(self.mailbox_id, uid_min=self.last_uid + 1)
-            metas = [m for m in metas if m.uid > self.last_uid]
-            if metas:
-                self.uids.extend(m.uid for m in metas)
-                self.uidnext = max(self.uidnext, metas[-1].uid + 1)
-                for m in metas:
-                    self._note_modseq(m.modseq)
-                out.append(b"* %d EXISTS\r\n" % len(self.uids))
-                if rev1:
-                    if tracker is not None:
-                        self.recent |= tracker.claim(self.mailbox_id, metas, read_only=self.read_only)
-                    out.append(b"* %d RECENT\r\n" % len(self.recent))
+            new = [m.uid for m in metas if m.uid > self.last_uid]
+            for m in metas:
+                self._note_modseq(m.modseq)
+        elif self._added:
+            last = self.last_uid
+            new = sorted(u for u in self._added if u > last)
+            for modseq in self._added.values():
+                self._note_modseq(modseq)
+            self._added.clear()
+        if new:
+            self.uids.extend(new)
+            self.uidnext = max(self.uidnext, new[-1] + 1)
+            out.append(b"* %d EXISTS\r\n" % len(self.uids))
+            if rev1:
+                if tracker is not None:
+                    self.recent |= tracker.claim_uids(self.mailbox_id, new, read_only=self.read_only)
+                out.append(b"* %d RECENT\r\n" % len(self.recent))
         if self._flags:
             out.append(await self._flag_updates(store, condstore=condstore))
         return b"".join(out)
@@ -317,7 +338,7 @@ class SelectedMailbox:
                 self._expunged.add(u)
         for m in metas:
             if m.uid > last:
-                self._maybe_new = True
+                self._added[m.uid] = m.modseq
             elif m.modseq > self._reported.get(m.uid, self._base_modseq):
                 self._flags.add(m.uid)
 

@@ -1,0 +1,107 @@
+"""Two `merpati serve` processes on one PostgreSQL database: an IMAP session IDLE on node B
+sees mail delivered over SMTP to node A, and flag changes and expunges made through node A's
+IMAP (LISTEN/NOTIFY between the nodes). No timing assertions: we only wait for the updates."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import smtplib
+import socket
+
+import pytest
+
+from support.merpati_server import DEFAULT_DOMAIN, PASSWORD, MerpatiServer
+from support.net import worker_address
+
+pytestmark = pytest.mark.postgres
+
+PG_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def _pg(sql: str) -> None:
+    import asyncpg
+
+    async def run() -> None:
+        conn = await asyncpg.connect(PG_ADMIN_DSN, timeout=10)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(run())
+
+
+@pytest.fixture
+def pg_url():
+    name = "merpati_imap_" + secrets.token_hex(6)
+    _pg(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    finally:
+        _pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def node(tmp_path, name: str, host: str, url: str) -> MerpatiServer:
+    server = MerpatiServer(tmp_path / name, host=host, listeners=("imap",))
+    text = server.config_path.read_text()
+    old = f'url = "sqlite:///{server.db_path}"'
+    assert old in text
+    server.config_path.write_text(text.replace(old, f'url = "{url}"'))
+    return server
+
+
+class Imap:
+    def __init__(self, server: MerpatiServer, user: str) -> None:
+        self.sock = socket.create_connection((server.host, server.ports["imap"]), timeout=30)
+        self.f = self.sock.makefile("rb")
+        assert self.f.readline().startswith(b"* OK")
+        self.cmd(b'a LOGIN "%s" "%s"' % (user.encode(), PASSWORD.encode()))
+
+    def cmd(self, line: bytes) -> list[bytes]:
+        tag = line.split(b" ", 1)[0]
+        self.sock.sendall(line + b"\r\n")
+        out = []
+        while True:
+            ln = self.f.readline()
+            assert ln, out
+            out.append(ln)
+            if ln.startswith(tag + b" "):
+                assert ln.startswith(tag + b" OK"), out
+                return out
+
+    def wait_for(self, needle: bytes) -> bytes:
+        while True:
+            ln = self.f.readline()
+            assert ln, "connection closed"
+            if needle in ln:
+                return ln
+
+
+def test_idle_on_one_node_sees_changes_made_on_the_other(tmp_path, pg_url) -> None:
+    a = node(tmp_path, "a", worker_address(2), pg_url)
+    b = node(tmp_path, "b", worker_address(3), pg_url)
+    a.add_domain(DEFAULT_DOMAIN)
+    user = a.new_user("pg")
+    a.start()
+    b.start()
+    try:
+        watcher = Imap(b, user)
+        watcher.cmd(b"s SELECT INBOX")
+        watcher.sock.sendall(b"i IDLE\r\n")
+        assert watcher.f.readline().startswith(b"+ ")
+        with smtplib.SMTP(a.host, a.port, timeout=30) as s:
+            s.sendmail("ann@x.test", [user], b"From: ann@x.test\r\nSubject: cross-node\r\n\r\nhello\r\n")
+        assert watcher.wait_for(b"EXISTS") == b"* 1 EXISTS\r\n"
+        actor = Imap(a, user)
+        actor.cmd(b"s SELECT INBOX")
+        actor.cmd(b"f STORE 1 +FLAGS (\\Flagged)")
+        assert b"\\Flagged" in watcher.wait_for(b"FETCH")
+        actor.cmd(b"g STORE 1 +FLAGS (\\Deleted)")
+        actor.cmd(b"h EXPUNGE")
+        assert watcher.wait_for(b"EXPUNGE") == b"* 1 EXPUNGE\r\n"
+        watcher.sock.sendall(b"DONE\r\n")
+        assert watcher.wait_for(b"i OK").startswith(b"i OK")
+    finally:
+        a.stop()
+        b.stop()
