@@ -166,3 +166,13 @@ async def test_dkim_keys(backend) -> None:
     assert key.selector == "s2" and key.private_key == "PEM2" and key.domain == "a.test"
     assert [k.selector for k in await q.list_dkim_keys("a.test")] == ["s1", "s2"]
     assert len(await q.list_dkim_keys()) == 2
+
+
+async def test_release_all_gives_back_a_dead_runs_leases(backend) -> None:
+    q = (await backend.open()).queue
+    for i in range(3):
+        await q.enqueue(new(f"Q{i}", f"a{i}@b.test"), now=T0)
+    assert len(await q.claim("node", now=T0, lease=600, limit=2)) == 2
+    assert await q.release_all("other") == 0
+    assert await q.release_all("node") == 2
+    assert len(await q.claim("node", now=T0 + 1, lease=600, limit=5)) == 3

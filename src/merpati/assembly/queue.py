@@ -5,6 +5,7 @@ service of the main process; ``store.queue.on_enqueue`` wakes it after a local e
 from __future__ import annotations
 
 import logging
+import socket
 import time
 from collections.abc import Callable
 
@@ -78,7 +79,15 @@ def build_runner(
         local=PipelineLocalDelivery(ctx.router, ctx.pipeline, hostname=config.hostname),
         clock=clock,
         signers=DkimSigners(ctx.store.queue),  # type: ignore[attr-defined]
+        owner=node_owner(config),
     )
+
+
+def node_owner(config: Config) -> str:
+    """A lease owner id that is the same after a restart of this node (same host, same data
+    folder), so the restarted runner takes back what the dead one held at once. Two live
+    processes must never share a data folder (they would also share the SQLite file)."""
+    return f"{socket.gethostname()}:{config.data_dir.resolve()}"
 
 
 async def start(ctx: AppContext) -> list[Stoppable]:
@@ -86,6 +95,6 @@ async def start(ctx: AppContext) -> list[Stoppable]:
         return []
     runner = build_runner(ctx)
     ctx.store.queue.on_enqueue(runner.wake)  # type: ignore[attr-defined]
-    await runner.start()
+    await runner.start(reclaim=True)
     log.info("queue runner started (owner %s, concurrency %d)", runner.owner, runner.settings.concurrency)
     return [runner]

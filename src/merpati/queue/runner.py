@@ -74,7 +74,7 @@ class Relay:
 class RunnerSettings:
     hostname: str
     concurrency: int = 20
-    lease: float = 300.0
+    lease: float = 60.0  # renewed every lease/3 while an attempt runs
     poll_interval: float = 1.0
     port: int = 25
     connect_timeout: float = 30.0
@@ -133,7 +133,16 @@ class QueueRunner:
         self.stats = {"attempts": 0, "delivered": 0, "deferred": 0, "failed": 0, "lost_leases": 0}
 
     # -- lifecycle -------------------------------------------------------------------------------
-    async def start(self) -> None:
+    async def start(self, *, reclaim: bool = False) -> None:
+        """``reclaim``: the owner id is stable across restarts of this node, so leases it still
+        holds belong to a previous (dead) run: give them back at once instead of waiting."""
+        if reclaim:
+            try:
+                count = await self.store.release_all(self.owner)
+                if count:
+                    log.info("reclaimed %d queue item(s) leased by a previous run of %s", count, self.owner)
+            except StoreError as exc:
+                log.warning("reclaiming old leases failed: %s", exc)
         self._main = asyncio.create_task(self._loop(), name="merpati-queue-runner")
         self._heartbeat = asyncio.create_task(self._renew_loop(), name="merpati-queue-leases")
 

@@ -195,6 +195,10 @@ class QueueStore(Protocol):
         """Give leases back without an attempt (shutdown): the items are due again at once."""
         ...
 
+    async def release_all(self, owner: str) -> int:
+        """Give back every lease of ``owner`` (a restarted node whose owner id is stable)."""
+        ...
+
     async def record_attempt(self, owner: str, record: AttemptRecord, *, now: float) -> bool:
         """Apply one attempt's outcome if ``owner`` still holds the item; False if it lost it."""
         ...
@@ -339,6 +343,9 @@ class OpsQueueStore:
     async def release(self, owner: str, item_ids: Sequence[int]) -> None:
         if item_ids:
             await self._write(self._ops.release, owner, list(item_ids))  # type: ignore[attr-defined,misc]
+
+    async def release_all(self, owner: str) -> int:
+        return int(await self._write(self._ops.release_all, owner))  # type: ignore[attr-defined,misc,call-overload]
 
     async def record_attempt(self, owner: str, record: AttemptRecord, *, now: float) -> bool:
         for note in record.notifications:

@@ -158,6 +158,13 @@ async def release(conn: Conn, owner: str, item_ids: Sequence[int]) -> Result:
     return None, []
 
 
+async def release_all(conn: Conn, owner: str) -> Result:
+    status = await conn.execute(
+        "UPDATE queue_items SET lease_owner = NULL, lease_until_ms = 0 WHERE lease_owner = $1", owner
+    )
+    return int(status.split()[-1]), []
+
+
 async def _collect(conn: Conn, message_id: int) -> None:
     if await conn.fetchval("SELECT 1 FROM queue_items WHERE message_id = $1 LIMIT 1", message_id) is None:
         await conn.execute("DELETE FROM queue_messages WHERE id = $1", message_id)

@@ -156,6 +156,11 @@ def release(conn: Conn, owner: str, item_ids: Sequence[int]) -> Result:
     return None, []
 
 
+def release_all(conn: Conn, owner: str) -> Result:
+    cur = conn.execute("UPDATE queue_items SET lease_owner = NULL, lease_until_ms = 0 WHERE lease_owner = ?", (owner,))
+    return cur.rowcount, []
+
+
 def _collect(conn: Conn, message_id: int) -> None:
     """Drop the message once none of its items is left."""
     if conn.execute("SELECT 1 FROM queue_items WHERE message_id = ? LIMIT 1", (message_id,)).fetchone() is None:
