@@ -44,8 +44,9 @@ def test_a_delivery_in_another_process_reaches_this_process_subscribers(tmp_path
         assert await proc.wait() == 0
         change = await asyncio.wait_for(sub.__anext__(), 10)
         assert isinstance(change, MessageAdded) and change.uid == 1
+        folder = Path(store.changes.folder)  # type: ignore[attr-defined]
         await store.close()
-        assert not any(p.suffix == ".sock" for p in Path(str(db) + ".feed").iterdir())
+        assert not any(p.suffix == ".sock" for p in folder.iterdir())
 
     asyncio.run(go())
 
@@ -56,7 +57,7 @@ def test_stale_sockets_are_removed_and_gaps_force_a_resync(tmp_path: Path) -> No
         a, b = SiblingFeed(folder), SiblingFeed(folder)
         await a.start()
         await b.start()
-        stale = Path(folder) / "999999-dead.sock"
+        stale = Path(a.folder) / "999999-dead.sock"
         import socket
 
         s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
