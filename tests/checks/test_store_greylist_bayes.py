@@ -172,7 +172,9 @@ async def test_moves_train_in_the_background(backend: str, tmp_path) -> None:
             await mail.deliver([delivery(verdict_inbox + HAMMY, "INBOX"), delivery(verdict_junk + SPAMMY, "Junk")])
             # the user's corrections are: inbox-filed mail put into Junk, Junk-filed mail put back
             await mail.deliver([delivery(verdict_inbox + variant(SPAMMY, 1), "Junk")])
-            await mail.deliver([delivery(verdict_junk + variant(HAMMY, 1), "INBOX")])
+            [rescued] = await mail.deliver([delivery(verdict_junk + variant(HAMMY, 1), "Junk")])
+            inbox = await mail.get_mailbox(account.id, "INBOX")
+            await mail.move_messages(rescued.mailbox_id, [rescued.uid], inbox.id)  # IMAP MOVE out of Junk
             await mail.deliver([delivery(verdict_inbox + variant(HAMMY, 2), "Archive")])
             await mail.deliver([delivery(verdict_inbox + variant(HAMMY, 3), "Trash")])
             for _ in range(200):

@@ -7,7 +7,7 @@ Theory of operation
   per call), the tables of migration 0006.
 * Greylisting: ``greylist_check`` records a sighting of a triple and says whether it may pass,
   in one write transaction, so two nodes (or two MX worker processes) agree: the first sight
-  (or the first after ``expire`` of silence) starts the clock; a sighting at least ``delay``
+  (or the first after ``expire`` of silence) starts the clock (a ``delay`` of 0 passes at once); a sighting at least ``delay``
   after the first passes, and then the triple stays passed while it keeps being seen.
 * Bayes: tokens are signed 64-bit digests of words (``delivery.checks.bayes`` makes them);
   per account the store keeps, per token, the number of learned spam and ham messages that
@@ -61,6 +61,10 @@ class ChecksStore(Protocol):
         """Learn one message: "learned", "relearned" (it was learned as the other class) or "already"."""
         ...
 
+    async def bayes_table(self, account_id: int, *, limit: int) -> BayesCounts | None:
+        """Every token of the account (for an in-memory copy), or None when it has more than ``limit``."""
+        ...
+
 
 def greylist_key(network: str, sender: str, recipient: str) -> str:
     """The stored key of a triple: a digest, so addresses are not kept in clear text."""
@@ -105,6 +109,10 @@ class OpsChecksStore:
     async def bayes_counts(self, account_id: int, tokens: Sequence[int]) -> BayesCounts:
         spam, ham, found = await self._read(self._ops.bayes_counts, int(account_id), clean_tokens(tokens))
         return BayesCounts(int(spam), int(ham), found)
+
+    async def bayes_table(self, account_id: int, *, limit: int) -> BayesCounts | None:
+        found = await self._read(self._ops.bayes_table, int(account_id), int(limit))
+        return None if found is None else BayesCounts(int(found[0]), int(found[1]), found[2])
 
     async def bayes_learn(self, account_id: int, digest: str, tokens: Sequence[int], *, spam: bool, now: float) -> str:
         return str(await self._write(

@@ -27,7 +27,7 @@ from merpati.delivery.checks.results import Result, add_score
 from merpati.delivery.envelope import LocalRecipient
 from merpati.mime import MimeLimitError, ParsedMessage, parse_message
 from merpati.mime.text import decode_charset, decode_cte
-from merpati.storage.checks_api import MAX_TOKENS, ChecksStore
+from merpati.storage.checks_api import MAX_TOKENS, BayesCounts, ChecksStore
 
 MAX_TEXT = 200_000  # characters of text tokenised per message
 MAX_CLUES = 150
@@ -145,7 +145,14 @@ DEFAULT_SCORES: tuple[tuple[float, float], ...] = (
 
 
 class BayesCheck:
-    """The per-recipient data check: one read of the account's counts per message and mailbox."""
+    """The per-recipient data check.
+
+    Small token tables (at most ``table_limit`` tokens, which covers a user who trained a few
+    hundred messages) are copied into memory for ``table_ttl`` seconds, within a budget of
+    ``memory_tokens`` tokens per process, so classifying costs no database read; larger ones
+    are read per message (only the message's tokens). Learning in this process drops the copy
+    at once (``forget``); other processes see it after ``table_ttl``.
+    """
 
     name = "bayes"
 
@@ -156,25 +163,42 @@ class BayesCheck:
         min_spam: int = 5,
         min_ham: int = 5,
         scores: tuple[tuple[float, float], ...] = DEFAULT_SCORES,
-        totals_ttl: float = 30.0,
+        table_ttl: float = 60.0,
+        table_limit: int = 20_000,
+        memory_tokens: int = 400_000,
     ) -> None:
         self._store = store
         self._min_spam = min_spam
         self._min_ham = min_ham
         self._scores = scores
-        # Accounts not trained enough yet cost no token read: their totals are cached briefly.
-        self._untrained: TtlCache[int, bool] = TtlCache(ttl=totals_ttl, size=100_000)
+        self._table_limit = table_limit
+        # account → its counts (the whole table), or None: too big to keep, read per message
+        self._tables: TtlCache[int, BayesCounts | bool] = TtlCache(
+            ttl=table_ttl, size=max(1, memory_tokens // max(1, table_limit // 10))
+        )
+
+    async def _counts(self, account_id: int, toks: list[int]) -> BayesCounts:
+        table = self._tables.get(account_id)
+        if table is None:
+            table = await self._store.bayes_table(account_id, limit=self._table_limit)
+            self._tables.put(account_id, table if table is not None else False)
+        if table:
+            assert isinstance(table, BayesCounts)
+            return table
+        return await self._store.bayes_counts(account_id, toks)
 
     async def on_data_recipient(self, ctx: CheckContext, rcpt: LocalRecipient) -> Result | None:
-        if ctx.message is None or self._untrained.get(rcpt.account_id):
+        if ctx.message is None:
             return None
+        table = self._tables.get(rcpt.account_id)
+        if isinstance(table, BayesCounts) and (table.spam_messages < self._min_spam or table.ham_messages < self._min_ham):
+            return None  # not trained enough yet
         toks = ctx.transaction.get("bayes_tokens")
         if toks is None:
             toks = tokens(ctx.message, ctx.parsed)
             ctx.transaction["bayes_tokens"] = toks
-        counts = await self._store.bayes_counts(rcpt.account_id, toks)
+        counts = await self._counts(rcpt.account_id, toks)
         if counts.spam_messages < self._min_spam or counts.ham_messages < self._min_ham:
-            self._untrained.put(rcpt.account_id, True)
             return None
         found = classify(counts.tokens, counts.spam_messages, counts.ham_messages, toks)
         if found.clues == 0:
@@ -187,8 +211,8 @@ class BayesCheck:
         return None
 
     def forget(self, account_id: int) -> None:
-        """Drop the cached "untrained" mark (after a learn)."""
-        self._untrained.put(account_id, False, ttl=0.0)
+        """Drop this process's copy of the account's table (after a learn)."""
+        self._tables.put(account_id, False, ttl=0.0)
 
 
 def parse_for_tokens(message: bytes) -> ParsedMessage | None:

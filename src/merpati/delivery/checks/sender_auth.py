@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from merpati.delivery.checks.cache import TtlCache
 from merpati.delivery.checks.context import CheckContext
 from merpati.delivery.checks.results import Result, add_headers, add_score, quarantine, reject, tempfail
 from merpati.mailauth import authentication_results, remove_authentication_results, verify_message
@@ -62,24 +63,43 @@ class SenderAuthCheck:
         self._spf_fail = spf_fail
         self._timeout = timeout
         self._psl = psl
+        # Unsigned messages: the verdict depends only on (client, MAIL FROM, HELO, From), so a
+        # stream of them from one sender is evaluated once a minute, not once per message.
+        self._unsigned: TtlCache[tuple[Any, ...], tuple[Any, str]] = TtlCache(ttl=60.0, size=10_000)
 
     async def on_data(self, ctx: CheckContext) -> list[Result]:
         assert ctx.message is not None
         message = ctx.message
-        cleaned = remove_authentication_results(message, ctx.hostname)
-        if cleaned is not message and cleaned != message:
-            ctx.transaction["rewritten_message"] = cleaned
-        verdict = await verify_message(
-            self._resolver, cleaned, ctx.ip, ctx.helo, ctx.sender or None, ctx.hostname,
-            timeout=self._timeout, psl=self._psl,
-        )
-        extra = []
+        head_end = message.find(b"\r\n\r\n")
+        head = message[: head_end if head_end >= 0 else len(message)].lower()
+        cleaned = message
+        if b"authentication-results" in head:
+            cleaned = remove_authentication_results(message, ctx.hostname)
+            if cleaned != message:
+                ctx.transaction["rewritten_message"] = cleaned
         iprev = ctx.session.get("iprev")
-        if iprev is not None:
-            extra.append(f"iprev={iprev.result} policy.iprev={ctx.ip}" + (f" ({iprev.name})" if iprev.name else ""))
-        spf_results = [verdict.spf] + ([verdict.spf_helo] if verdict.spf_helo is not None else [])
-        header = authentication_results(ctx.hostname, spf=spf_results, dkim=verdict.dkim, dmarc=verdict.dmarc, extra=extra)
-        value = header.decode("ascii").split(":", 1)[1].strip().replace("\r\n\t", " ")
+        key = None
+        if ctx.parsed is not None and b"dkim-signature" not in head:
+            key = (ctx.ip, ctx.sender or "", ctx.helo, tuple(ctx.parsed.header_fields("From")),
+                   getattr(iprev, "result", None), getattr(iprev, "name", None))
+        cached = self._unsigned.get(key) if key is not None else None
+        if cached is not None:
+            verdict, value = cached
+        else:
+            verdict = await verify_message(
+                self._resolver, cleaned, ctx.ip, ctx.helo, ctx.sender or None, ctx.hostname,
+                timeout=self._timeout, psl=self._psl,
+            )
+            extra = []
+            if iprev is not None:
+                extra.append(f"iprev={iprev.result} policy.iprev={ctx.ip}" + (f" ({iprev.name})" if iprev.name else ""))
+            spf_results = [verdict.spf] + ([verdict.spf_helo] if verdict.spf_helo is not None else [])
+            header = authentication_results(
+                ctx.hostname, spf=spf_results, dkim=verdict.dkim, dmarc=verdict.dmarc, extra=extra
+            )
+            value = header.decode("ascii").split(":", 1)[1].strip().replace("\r\n\t", " ")
+            if key is not None and not verdict.temporary:
+                self._unsigned.put(key, (verdict, value))
         out: list[Result] = [add_headers(("Authentication-Results", value))]
         out.extend(self.judge(verdict))
         return out

@@ -11,9 +11,11 @@ the other way later moves it). Anything may call it (an admin command, a future
   (the one this server prepended when the message arrived), which says where *we* filed it.
 * Added to the Junk mailbox (special-use ``\\Junk``) while we had filed it in the inbox (or it
   never passed our checks): the user says spam → learn spam.
-* Added to a mailbox other than INBOX, Junk and Trash (``\\Trash``) while we had filed it in
-  Junk: the user rescued it → learn ham; while we had filed it in the inbox: the user filed
-  it away (Archive, a folder) → learn ham.
+* Added to a mailbox other than Junk and Trash (``\\Trash``) while we had filed it in Junk:
+  the user rescued it → learn ham; added to a folder other than INBOX (Archive, ...) while we
+  had filed it in the inbox: the user filed it away → learn ham. Mail added to INBOX is read
+  only when an expunge from Junk follows it at once (IMAP MOVE out of Junk: the feed carries
+  MessageAdded in the target, then Expunged in the source), so deliveries cost no read.
 * Deliveries themselves are never learned: the MX files into INBOX or Junk exactly as its
   verdict says, which is never a disagreement by these rules.
 
@@ -34,12 +36,14 @@ from typing import Any
 from merpati.delivery.checks import bayes
 from merpati.delivery.checks.verdict import read_verdict
 from merpati.storage.api import FeedOverflow, NotFound, StoreError
-from merpati.storage.changes import MessageAdded
+from merpati.storage.changes import Expunged, MessageAdded
 from merpati.storage.checks_api import ChecksStore, message_digest
 
 log = logging.getLogger("merpati.checks.bayes")
 
 MAX_LEARN_SIZE = 4 * 1024 * 1024  # larger messages are not learned (nor worth the memory)
+RESCUE_WINDOW = 5.0  # seconds between a MessageAdded in INBOX and the Junk expunge of a MOVE
+MAX_PENDING_INBOX = 1000
 
 
 class BayesTrainer:
@@ -128,40 +132,56 @@ class JunkTrainingHook:
 
     async def _follow(self, account_id: int, sub: Any) -> None:
         roles: dict[int, str] = {}
+        # Mail added to INBOX is nearly always a delivery (our own filing: nothing to learn);
+        # it is read only when a Junk expunge follows at once, which is how IMAP MOVE out of
+        # Junk looks on the feed (MessageAdded in the target, then Expunged in the source).
+        inbox: list[tuple[MessageAdded, float]] = []
+        loop = asyncio.get_running_loop()
         try:
             while True:
                 try:
                     change = await sub.__anext__()
                 except FeedOverflow:
+                    inbox.clear()
                     continue  # events were dropped: what they would have taught is lost
                 except StopAsyncIteration:
                     return
-                if isinstance(change, MessageAdded):
-                    try:
-                        await self._added(change, roles)
-                    except (StoreError, OSError) as exc:
-                        log.warning("bayes training of account %d failed: %s", account_id, exc)
-                    except Exception:
-                        log.exception("bayes training of account %d failed", account_id)
+                try:
+                    if isinstance(change, MessageAdded):
+                        if await self._role(change.mailbox_id, change.account_id, roles) == "inbox":
+                            inbox.append((change, loop.time()))
+                            del inbox[:-MAX_PENDING_INBOX]
+                        else:
+                            await self._added(change, roles)
+                    elif isinstance(change, Expunged) and inbox:
+                        if await self._role(change.mailbox_id, change.account_id, roles) == "junk":
+                            recent = [c for c, t in inbox if loop.time() - t <= RESCUE_WINDOW]
+                            inbox.clear()
+                            for added in recent:
+                                await self._added(added, roles)
+                except (StoreError, OSError) as exc:
+                    log.warning("bayes training of account %d failed: %s", account_id, exc)
+                except Exception:
+                    log.exception("bayes training of account %d failed", account_id)
         finally:
             close = getattr(sub, "close", None)
             if close is not None:
                 close()
 
-    async def _role(self, change: MessageAdded, roles: dict[int, str]) -> str:
-        role = roles.get(change.mailbox_id)
+    async def _role(self, mailbox_id: int, account_id: int, roles: dict[int, str]) -> str:
+        role = roles.get(mailbox_id)
         if role is None:
             role = "other"
-            for box in await self._mail.list_mailboxes(change.account_id):
+            for box in await self._mail.list_mailboxes(account_id):
                 use = getattr(box.special_use, "value", box.special_use)
                 r = "inbox" if box.name == "INBOX" else {"\\Junk": "junk", "\\Trash": "trash"}.get(use or "", "other")
                 roles[box.id] = r
-                if box.id == change.mailbox_id:
+                if box.id == mailbox_id:
                     role = r
         return role
 
     async def _added(self, change: MessageAdded, roles: dict[int, str]) -> None:
-        role = await self._role(change, roles)
+        role = await self._role(change.mailbox_id, change.account_id, roles)
         if role == "trash":
             return
         try:

@@ -64,21 +64,26 @@ def _contributions(results: Sequence[Result]) -> list[str]:
     items = []
     for name in order:
         rs = groups[name]
-        why = "; ".join(dict.fromkeys(r.reason for r in rs if r.reason))
-        why = _ascii(why)[:400]
+        skipped = [r for r in rs if r.reason.startswith(SKIPPED)]
+        reasons = [_unskip(r.reason) if r in skipped else r.reason for r in rs if r.reason]
+        why = _ascii("; ".join(dict.fromkeys(reasons)))[:400].strip()
         label = _ascii(name) or "check"
         score = sum(r.score for r in rs)
-        if any(r.reason.startswith(SKIPPED) for r in rs) and score == 0:
+        if skipped and score == 0:
             value = SKIPPED
-            why = why[len(SKIPPED):].strip() if why.startswith(SKIPPED) else why
         elif any(r.action is Action.ACCEPT for r in rs):
             value = "accept"
         elif any(r.action is Action.QUARANTINE for r in rs) and score == 0:
             value = "quarantine"
         else:
             value = f"{score:+.2f}"
-        items.append(f"{label}={value}" + (f" ({why.strip('() ')})" if why.strip("() ") else ""))
+        items.append(f"{label}={value}" + (f" ({why})" if why else ""))
     return items
+
+
+def _unskip(reason: str) -> str:
+    rest = reason[len(SKIPPED):].strip()
+    return rest[1:-1] if rest.startswith("(") and rest.endswith(")") else rest
 
 
 def render(decided: Decided, results: Sequence[Result], policy) -> bytes:  # type: ignore[no-untyped-def]

@@ -16,15 +16,16 @@ Result = tuple[Any, list[Any]]
 async def greylist_check(conn: Conn, key: str, now: int, delay: int, expire: int) -> Result:
     # Insert-or-lock: concurrent first sightings on two nodes serialise on the row.
     await conn.execute(
-        "INSERT INTO greylist (key, first_seen, last_seen, passed) VALUES ($1, $2, $2, false) "
+        "INSERT INTO greylist (key, first_seen, last_seen, passed) VALUES ($1, $2, $2, $3) "
         "ON CONFLICT (key) DO NOTHING",
-        key, now,
+        key, now, delay <= 0,
     )
     row = await conn.fetchrow("SELECT first_seen, last_seen, passed FROM greylist WHERE key = $1 FOR UPDATE", key)
     first, last, passed = row[0], row[1], row[2]
     if last < now - expire:
-        await conn.execute("UPDATE greylist SET first_seen = $2, last_seen = $2, passed = false WHERE key = $1", key, now)
-        return (now, now, False), []
+        await conn.execute("UPDATE greylist SET first_seen = $2, last_seen = $2, passed = $3 WHERE key = $1",
+                           key, now, delay <= 0)
+        return (now, now, delay <= 0), []
     passed = bool(passed) or now - first >= delay
     await conn.execute("UPDATE greylist SET last_seen = $2, passed = $3 WHERE key = $1", key, now, passed)
     return (first, now, passed), []
@@ -50,6 +51,16 @@ async def bayes_counts(conn: Conn, account_id: int, tokens: list[int]) -> tuple[
         )
         found = {r[0]: (r[1], r[2]) for r in rows}
     return spam, ham, found
+
+
+async def bayes_table(conn: Conn, account_id: int, limit: int) -> tuple[int, int, dict[int, tuple[int, int]]] | None:
+    spam, ham = await bayes_totals(conn, account_id)
+    rows = await conn.fetch(
+        "SELECT token, spam, ham FROM bayes_tokens WHERE account_id = $1 LIMIT $2", account_id, limit + 1
+    )
+    if len(rows) > limit:
+        return None
+    return spam, ham, {r[0]: (r[1], r[2]) for r in rows}
 
 
 async def _apply(conn: Conn, account_id: int, tokens: list[int], spam: int, ham: int) -> None:

@@ -19,10 +19,10 @@ def greylist_check(conn: Conn, key: str, now: int, delay: int, expire: int) -> R
     row = conn.execute("SELECT first_seen, last_seen, passed FROM greylist WHERE key = ?", (key,)).fetchone()
     if row is None or row[1] < now - expire:
         conn.execute(
-            "INSERT OR REPLACE INTO greylist (key, first_seen, last_seen, passed) VALUES (?, ?, ?, 0)",
-            (key, now, now),
+            "INSERT OR REPLACE INTO greylist (key, first_seen, last_seen, passed) VALUES (?, ?, ?, ?)",
+            (key, now, now, int(delay <= 0)),
         )
-        return (now, now, False), []
+        return (now, now, delay <= 0), []
     first, _last, passed = row
     passed = bool(passed) or now - first >= delay
     conn.execute("UPDATE greylist SET last_seen = ?, passed = ? WHERE key = ?", (now, int(passed), key))
@@ -50,6 +50,16 @@ def bayes_counts(conn: Conn, account_id: int, tokens: list[int]) -> tuple[int, i
         ):
             found[token] = (s, h)
     return spam, ham, found
+
+
+def bayes_table(conn: Conn, account_id: int, limit: int) -> tuple[int, int, dict[int, tuple[int, int]]] | None:
+    spam, ham = bayes_totals(conn, account_id)
+    rows = conn.execute(
+        "SELECT token, spam, ham FROM bayes_tokens WHERE account_id = ? LIMIT ?", (account_id, limit + 1)
+    ).fetchall()
+    if len(rows) > limit:
+        return None
+    return spam, ham, {t: (s, h) for t, s, h in rows}
 
 
 def _apply(conn: Conn, account_id: int, tokens: list[int], spam: int, ham: int) -> None:
