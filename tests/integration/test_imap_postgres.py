@@ -8,6 +8,7 @@ import asyncio
 import secrets
 import smtplib
 import socket
+import time
 
 import pytest
 
@@ -53,7 +54,16 @@ def node(tmp_path, name: str, host: str, url: str) -> MerpatiServer:
 
 class Imap:
     def __init__(self, server: MerpatiServer, user: str) -> None:
-        self.sock = socket.create_connection((server.host, server.ports["imap"]), timeout=30)
+        # start() waits for the SMTP banner; the IMAP listener comes up just after it
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                self.sock = socket.create_connection((server.host, server.ports["imap"]), timeout=30)
+                break
+            except ConnectionRefusedError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
         self.f = self.sock.makefile("rb")
         assert self.f.readline().startswith(b"* OK")
         self.cmd(b'a LOGIN "%s" "%s"' % (user.encode(), PASSWORD.encode()))
