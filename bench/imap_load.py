@@ -1,33 +1,43 @@
 #!/usr/bin/env python3
-"""IMAP load benchmark: Merpati beside a reference Dovecot, same corpus, same load, same run.
+"""IMAP load benchmark: Merpati beside a reference Dovecot, the same workload in the same run.
 
-    .venv/bin/python bench/imap_load.py                       # 20 clients on 10 users x 100 messages, 20 s each
-    .venv/bin/python bench/imap_load.py --clients 20 --users 10 --duration 30 --tuned
-    .venv/bin/python bench/imap_load.py --merpati-only        # no root needed
-    .venv/bin/python bench/imap_load.py --idle 5000           # RSS with 5,000 IDLE sessions + SMTP→EXISTS latency
+    .venv/bin/python bench/imap_load.py                        # 10 clients, 100 users, 30 s each
+    .venv/bin/python bench/imap_load.py --clients 20 --users 50 --seconds 60 --fill 50
+    .venv/bin/python bench/imap_load.py --no-logout            # long sessions: commands, not logins
+    .venv/bin/python bench/imap_load.py --merpati-only         # no root needed
 
-Load (--clients concurrent clients, our own asyncio client; client k logs in as user k mod
---users, so several sessions share each mailbox): each runs sessions back to back: LOGIN,
-SELECT INBOX, then --rounds rounds of the mix below, then LOGOUT (and the next session logs
-in again):
+The load generator is our own small asyncio IMAP client on raw sockets (one command in flight
+per connection, no pipelining, synchronising literals). --clients connections run at once; each
+loops over sessions shaped like imaptest's default mix:
 
-    FETCH 1:* (FLAGS)                      FETCH n:n+9 (ENVELOPE)
-    FETCH r BODY.PEEK[]                    STORE r +FLAGS / -FLAGS (\\Flagged)
-    SEARCH UNSEEN / SEARCH SUBJECT "re"    APPEND INBOX (a 1 KiB message)
-    UID STORE <appended> +FLAGS.SILENT (\\Deleted), UID EXPUNGE <appended>   (UIDPLUS)
+    LOGIN (a random user of --users)  SELECT INBOX
+    LIST "" "*"                                        50%
+    STATUS INBOX (MESSAGES UNSEEN UIDNEXT)             50%
+    FETCH 1:* (UID FLAGS)                              fetch-flags
+    FETCH a:b (UID RFC822.SIZE INTERNALDATE ENVELOPE)  fetch-envelope, up to 10 messages
+    FETCH n BODY.PEEK[]                                fetch-body, one random message
+    STORE a:b +FLAGS/-FLAGS (\\Seen or \\Flagged)        50%, up to 5 messages
+    SEARCH (UNSEEN | FLAGGED | FROM "x" | SUBJECT "x")  50%
+    STORE n +FLAGS.SILENT (\\Deleted)                   delete, while INBOX holds > --target messages
+    EXPUNGE
+    APPEND INBOX {n}  (a message of the 1,000-message corpus below)
+    LOGOUT, and a new connection for the next session (--no-logout: one session per client)
 
-so mailboxes keep their size. Each command is counted when its tagged OK arrives; ops/s per
-command = count / wall time of the timed pass. Everything the mix reads comes from the same
-corpus on both servers (../shared/reference/gen_mbox.py, user k seed 1000+k: Dovecot's
-``--maildir-fill`` files, imported into Merpati byte for byte).
+Every completed command counts as one operation (LOGIN, SELECT and LOGOUT included); the
+figures are operations per second over --seconds, per command and overall, plus latency p50
+and p99 per command. Before the clock starts every user logs in once (both servers then run
+warm: Merpati's authentication cache and Dovecot's processes).
 
-``--idle N`` (Merpati only): N authenticated connections SELECT INBOX and IDLE; the server's
-RSS is read from /proc; then --deliveries messages go in over SMTP one at a time, each to a
-random user, and for every IDLE session of that user the time from the SMTP ``250`` to its
-``* n EXISTS`` line is recorded; p50/p99/max are printed.
+Mail: the INBOXes start with --fill messages of ../shared/reference/gen_mbox.py's per-user
+corpus (user k: seed 1000+k, as `dovecot.sh start --maildir-fill`); Merpati gets the very same
+bytes (LF line ends made CRLF, as Dovecot serves them) by MULTIAPPEND before the clock starts.
+APPENDs take messages of `gen_mbox.py corpus.mbox --count 1000 --seed 42`.
 
-Everything listens on loopback: Merpati on 127.0.0.2, Dovecot on 127.0.0.3, kernel-chosen
-ports. Dovecot needs root. Everything started here is stopped on exit, Ctrl-C included.
+Servers: Dovecot (`dovecot.sh start DIR --listen 127.0.0.3 --tuned`, needs root) first, then
+Merpati (`merpati serve` with its own data folder on 127.0.0.2, SQLite, one process for IMAP).
+Ports are chosen by the kernel; everything stays on loopback. Everything started here is
+stopped on exit, Ctrl-C and SIGTERM included. No assertion on any figure: it prints them and
+the ratio Merpati/Dovecot (target: at least 0.5x overall).
 """
 
 from __future__ import annotations
@@ -39,260 +49,331 @@ import random
 import re
 import shutil
 import signal
-import smtplib
 import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
+from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 REF = REPO.parent / "shared" / "reference"
 sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO / "src"))
 
 from support.merpati_server import MerpatiServer  # noqa: E402
 from support.net import free_port  # noqa: E402
 
 MERPATI_HOST = "127.0.0.2"
 DOVECOT_HOST = "127.0.0.3"
-DOMAIN = "merpati.test"
-PASSWORD = "pass"
-_LIT = re.compile(rb"\{(\d+)\+?\}\r\n$")
-_APPENDUID = re.compile(rb"APPENDUID \d+ (\d+)")
-SMALL = (b"From: bench@x.test\r\nTo: someone@merpati.test\r\nSubject: bench append\r\n"
-         b"Message-ID: <bench@x.test>\r\n\r\n" + b"x" * 1000 + b"\r\n")
+MERPATI_DOMAIN = "merpati.test"
+PASSWORD = "pass-for-the-bench"
+DOVECOT_PASSWORD = "pass"
+COMMANDS = ("LOGIN", "SELECT", "LIST", "STATUS", "FETCH-FLAGS", "FETCH-ENVELOPE", "FETCH-BODY", "STORE",
+            "SEARCH", "DELETE", "EXPUNGE", "APPEND", "LOGOUT")
+
+
+# ---- a tiny IMAP client -------------------------------------------------------------------------
+
+
+class ImapNo(Exception):
+    """A NO or BAD to a command."""
+
+
+_LITERAL_END = re.compile(rb"\{(\d+)\+?\}\r\n$")
+_EXISTS = re.compile(rb"^\* (\d+) EXISTS\r\n")
+_EXPUNGE = re.compile(rb"^\* (\d+) EXPUNGE\r\n")
+
+
+class Client:
+    """One connection; ``command`` sends a line (and a synchronising literal) and reads to the
+    tagged reply. It follows EXISTS and EXPUNGE so ``exists`` is the INBOX size it may use."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, timeout: float) -> None:
+        self.reader, self.writer, self.timeout = reader, writer, timeout
+        self.n = 0
+        self.exists = 0
+
+    @classmethod
+    async def connect(cls, host: str, port: int, timeout: float) -> "Client":
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port, limit=1 << 20), timeout)
+        c = cls(reader, writer, timeout)
+        greeting = await asyncio.wait_for(reader.readline(), timeout)
+        if not greeting.startswith(b"* OK"):
+            c.close()
+            raise ConnectionError(f"greeting {greeting[:80]!r}")
+        return c
+
+    async def _line(self) -> bytes:
+        """One response line with any literals inside it (their bytes kept, not parsed)."""
+        line = await self.reader.readline()
+        if not line.endswith(b"\n"):
+            raise ConnectionError("connection closed")
+        while (m := _LITERAL_END.search(line)) is not None:
+            line += await self.reader.readexactly(int(m.group(1)))
+            more = await self.reader.readline()
+            if not more.endswith(b"\n"):
+                raise ConnectionError("connection closed in a literal")
+            line += more
+        return line
+
+    async def command(self, text: bytes, literal: bytes | None = None) -> list[bytes]:
+        return await asyncio.wait_for(self._command(text, literal), self.timeout)
+
+    async def _command(self, text: bytes, literal: bytes | None) -> list[bytes]:
+        self.n += 1
+        tag = b"a%d" % self.n
+        if literal is None:
+            self.writer.write(tag + b" " + text + b"\r\n")
+        else:
+            self.writer.write(tag + b" " + text + b" {%d}\r\n" % len(literal))
+            line = await self._line()
+            if not line.startswith(b"+"):
+                raise ImapNo(line[:200])
+            self.writer.write(literal + b"\r\n")
+        untagged: list[bytes] = []
+        while True:
+            line = await self._line()
+            if line.startswith(b"* "):
+                if (m := _EXISTS.match(line)) is not None:
+                    self.exists = int(m.group(1))
+                elif _EXPUNGE.match(line) is not None:
+                    self.exists -= 1
+                untagged.append(line)
+            elif line.startswith(tag + b" "):
+                if line[len(tag) + 1:len(tag) + 3] != b"OK":
+                    raise ImapNo(line[:200])
+                return untagged
+            # continuation requests and other tags: ignored
+
+    def close(self) -> None:
+        try:
+            self.writer.close()
+        except Exception:
+            pass
+
+
+# ---- the workload -------------------------------------------------------------------------------
 
 
 @dataclass
-class Result:
+class Target:
     name: str
-    ops: Counter = field(default_factory=Counter)
-    times: Counter = field(default_factory=Counter)  # seconds waited for each command's answer
+    host: str
+    port: int
+    users: list[str]
+    password: str
+
+
+@dataclass
+class Stats:
+    ops: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    lat: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    errors: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    first_errors: list[str] = field(default_factory=list)
     sessions: int = 0
-    seconds: float | None = None
-    errors: list[str] = field(default_factory=list)
+    seconds: float = 0.0
     error: str | None = None
 
     @property
     def total(self) -> int:
         return sum(self.ops.values())
 
-    @property
-    def rate(self) -> float | None:
-        return self.total / self.seconds if self.seconds else None
+    def rate(self, name: str | None = None) -> float:
+        n = self.total if name is None else self.ops.get(name, 0)
+        return n / self.seconds if self.seconds else 0.0
+
+    def pct(self, name: str, p: float) -> float | None:
+        xs = sorted(self.lat.get(name, ()))
+        if not xs:
+            return None
+        return xs[min(len(xs) - 1, max(0, round(p / 100 * len(xs) + 0.5) - 1))]
+
+    def note_error(self, name: str, exc: BaseException) -> None:
+        self.errors[name] += 1
+        if len(self.first_errors) < 8:
+            self.first_errors.append(f"{name}: {type(exc).__name__}: {exc}"[:240])
 
 
-# ---- a minimal IMAP client ------------------------------------------------------------------
+class Workload:
+    def __init__(self, args, target: Target, corpus: list[bytes], stats: Stats) -> None:
+        self.args, self.t, self.corpus, self.stats = args, target, corpus, stats
+        self.deadline = 0.0
 
+    def counting(self) -> bool:
+        return time.monotonic() < self.deadline
 
-class Client:
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.r, self.w = reader, writer
-        self.n = 0
-        self.exists = 0  # as the server told this session (EXISTS up, EXPUNGE down)
-
-    @classmethod
-    async def open(cls, host: str, port: int) -> Client:
-        reader, writer = await asyncio.open_connection(host, port, limit=1 << 24)
-        c = cls(reader, writer)
-        await reader.readline()
-        return c
-
-    async def response(self, tag: bytes) -> bytes:
-        """Everything up to and including the tagged line (literals read whole)."""
-        out = []
-        while True:
-            line = await self.r.readline()
-            if not line:
-                raise ConnectionError("closed")
-            out.append(line)
-            if line.startswith(b"* ") and line.endswith(b"\r\n"):
-                word = line[2:-2].split(b" ")
-                if len(word) == 2 and word[1] == b"EXISTS":
-                    self.exists = int(word[0])
-                elif len(word) == 2 and word[1] == b"EXPUNGE":
-                    self.exists -= 1
-            m = _LIT.search(line)
-            if m:
-                out.append(await self.r.readexactly(int(m.group(1))))
-                continue
-            if line.startswith(tag + b" "):
-                if not line.startswith(tag + b" OK"):
-                    raise RuntimeError(line.decode(errors="replace").strip())
-                return b"".join(out)
-
-    async def cmd(self, text: bytes, name: str | None = None, ops: Counter | None = None,
-                  times: Counter | None = None) -> bytes:
-        self.n += 1
-        tag = b"b%d" % self.n
+    async def op(self, c: Client, name: str, text: bytes, literal: bytes | None = None) -> list[bytes] | None:
+        """Run one command and count it if it completed inside the measured window."""
         t0 = time.perf_counter()
-        self.w.write(tag + b" " + text + b"\r\n")
-        out = await self.response(tag)
-        if name is not None and ops is not None and times is not None:
-            ops[name] += 1
-            times[name] += time.perf_counter() - t0
-        return out
-
-    async def append(self, data: bytes, ops: Counter, times: Counter) -> bytes:
-        self.n += 1
-        tag = b"b%d" % self.n
-        t0 = time.perf_counter()
-        self.w.write(tag + b" APPEND INBOX {%d+}\r\n" % len(data) + data + b"\r\n")
-        out = await self.response(tag)
-        ops["APPEND"] += 1
-        times["APPEND"] += time.perf_counter() - t0
-        return out
-
-    def close(self) -> None:
-        self.w.close()
-
-
-async def one_session(host: str, port: int, user: str, rounds: int, ops: Counter, times: Counter,
-                      rng: random.Random) -> None:
-    c = await Client.open(host, port)
-    try:
-        await c.cmd(b'LOGIN "%s" "%s"' % (user.encode(), PASSWORD.encode()), "LOGIN", ops, times)
-        await c.cmd(b"SELECT INBOX", "SELECT", ops, times)
-        for _ in range(rounds):
-            await c.cmd(b"FETCH 1:* (FLAGS)", "FETCH FLAGS", ops, times)
-            if c.exists:
-                a = rng.randint(1, c.exists)
-                await c.cmd(b"FETCH %d:%d (ENVELOPE)" % (a, min(c.exists, a + 9)), "FETCH ENVELOPE", ops, times)
-                await c.cmd(b"FETCH %d BODY.PEEK[]" % rng.randint(1, c.exists), "FETCH BODY[]", ops, times)
-            if c.exists:
-                r = rng.randint(1, c.exists)
-                await c.cmd(b"STORE %d %sFLAGS (\\Flagged)" % (r, rng.choice((b"+", b"-"))), "STORE", ops, times)
-            await c.cmd(rng.choice((b"SEARCH UNSEEN", b'SEARCH SUBJECT "re"')), "SEARCH", ops, times)
-            out = await c.append(SMALL, ops, times)
-            m2 = _APPENDUID.search(out)
-            if m2:
-                uid = m2.group(1)
-                await c.cmd(b"UID STORE %s +FLAGS.SILENT (\\Deleted)" % uid, "STORE", ops, times)
-                await c.cmd(b"UID EXPUNGE %s" % uid, "EXPUNGE", ops, times)
-        await c.cmd(b"LOGOUT", "LOGOUT", ops, times)
-    finally:
-        c.close()
-
-
-async def client_loop(host: str, port: int, user: str, rounds: int, deadline: float | None, ops: Counter,
-                      times: Counter, errors: list[str], seed: int) -> int:
-    rng = random.Random(seed)
-    sessions = 0
-    while True:
         try:
-            await one_session(host, port, user, rounds, ops, times, rng)
-            sessions += 1
-        except Exception as exc:  # noqa: BLE001 - counted and shown, the run goes on
-            errors.append(f"{user}: {type(exc).__name__}: {exc}")
-            if len(errors) > 50:
-                raise
-            await asyncio.sleep(0.05)
-        if deadline is None or time.monotonic() >= deadline:
-            return sessions
+            out = await c.command(text, literal)
+        except ImapNo as exc:
+            if self.counting():
+                self.stats.note_error(name, exc)
+            return None
+        if self.counting():
+            self.stats.ops[name] += 1
+            self.stats.lat[name].append((time.perf_counter() - t0) * 1000)
+        return out
+
+    async def session(self, rng: random.Random, *, long: bool) -> None:
+        a = self.args
+        c = await Client.connect(self.t.host, self.t.port, a.timeout)
+        try:
+            user = rng.choice(self.t.users)
+            if await self.op(c, "LOGIN", b'LOGIN "%s" "%s"' % (user.encode(), self.t.password.encode())) is None:
+                return
+            if await self.op(c, "SELECT", b"SELECT INBOX") is None:
+                return
+            while True:
+                await self.round(c, rng)
+                if not long or not self.counting():
+                    break
+            if self.counting():
+                await self.op(c, "LOGOUT", b"LOGOUT")
+            self.stats.sessions += 1
+        finally:
+            c.close()
+
+    async def round(self, c: Client, rng: random.Random) -> None:
+        a = self.args
+        if rng.random() < 0.5:
+            await self.op(c, "LIST", b'LIST "" "*"')
+        if rng.random() < 0.5:
+            await self.op(c, "STATUS", b"STATUS INBOX (MESSAGES UNSEEN UIDNEXT)")
+        if c.exists:
+            await self.op(c, "FETCH-FLAGS", b"FETCH 1:* (UID FLAGS)")
+        if c.exists:
+            lo = rng.randint(1, c.exists)
+            hi = min(c.exists, lo + rng.randint(0, 9))
+            await self.op(c, "FETCH-ENVELOPE", b"FETCH %d:%d (UID RFC822.SIZE INTERNALDATE ENVELOPE)" % (lo, hi))
+        if c.exists:
+            await self.op(c, "FETCH-BODY", b"FETCH %d BODY.PEEK[]" % rng.randint(1, c.exists))
+        if c.exists and rng.random() < 0.5:
+            lo = rng.randint(1, c.exists)
+            hi = min(c.exists, lo + rng.randint(0, 4))
+            flag = rng.choice((b"\\Seen", b"\\Flagged", b"$Label1"))
+            sign = b"+" if rng.random() < 0.7 else b"-"
+            await self.op(c, "STORE", b"STORE %d:%d %sFLAGS (%s)" % (lo, hi, sign, flag))
+        if rng.random() < 0.5:
+            key = rng.choice((b"UNSEEN", b"FLAGGED", b'FROM "smith"', b'SUBJECT "report"', b"LARGER 20000"))
+            await self.op(c, "SEARCH", b"SEARCH " + key)
+        if c.exists > a.target:
+            await self.op(c, "DELETE", b"STORE %d +FLAGS.SILENT (\\Deleted)" % rng.randint(1, c.exists))
+        await self.op(c, "EXPUNGE", b"EXPUNGE")
+        await self.op(c, "APPEND", b"APPEND INBOX", rng.choice(self.corpus))
+
+    async def client_loop(self, index: int) -> None:
+        rng = random.Random(self.args.seed * 1000 + index)
+        while self.counting():
+            try:
+                await self.session(rng, long=self.args.no_logout)
+            except (OSError, ConnectionError, asyncio.TimeoutError, asyncio.IncompleteReadError) as exc:
+                if self.counting():
+                    self.stats.note_error("connection", exc)
+                    await asyncio.sleep(0.05)
+
+    async def run(self) -> None:
+        await prime_logins(self.t, self.args)
+        t0 = time.monotonic()
+        self.deadline = t0 + self.args.seconds
+        await asyncio.gather(*(self.client_loop(i) for i in range(self.args.clients)))
+        self.stats.seconds = self.args.seconds
 
 
-def run_clients(host: str, port: int, users: list[str], rounds: int, duration: float | None, seed: int):
-    async def main():
-        ops: Counter = Counter()
-        times: Counter = Counter()
-        errors: list[str] = []
-        start = time.monotonic()
-        deadline = start + duration if duration is not None else None
-        done = await asyncio.gather(*(client_loop(host, port, u, rounds, deadline, ops, times, errors, seed + i)
-                                      for i, u in enumerate(users)))
-        return ops, sum(done), time.monotonic() - start, errors, times
+async def prime_logins(t: Target, args) -> None:
+    """Every user logs in once before the clock starts (auth caches warm, processes forked)."""
+    todo = list(t.users)
 
-    return asyncio.run(main())
+    async def worker() -> None:
+        while todo:
+            user = todo.pop()
+            c = await Client.connect(t.host, t.port, args.timeout)
+            try:
+                await c.command(b'LOGIN "%s" "%s"' % (user.encode(), t.password.encode()))
+                await c.command(b"LOGOUT")
+            finally:
+                c.close()
 
-
-def load(host: str, port: int, names: list[str], args: argparse.Namespace, duration: float | None, result: Result) -> None:
-    users = [names[k % len(names)] for k in range(args.clients)]
-    procs = max(1, min(args.client_procs, args.clients))
-    shares = [users[p::procs] for p in range(procs)]
-    if procs == 1:
-        outcomes = [run_clients(host, port, shares[0], args.rounds, duration, 1)]
-    else:
-        with ProcessPoolExecutor(procs) as pool:
-            outcomes = list(pool.map(run_clients, [host] * procs, [port] * procs, shares, [args.rounds] * procs,
-                                     [duration] * procs, [1000 * p for p in range(procs)]))
-    for o in outcomes:
-        result.ops.update(o[0])
-        result.times.update(o[4])
-    result.sessions = sum(o[1] for o in outcomes)
-    result.seconds = max(o[2] for o in outcomes)
-    result.errors = [e for o in outcomes for e in o[3]]
+    await asyncio.gather(*(worker() for _ in range(min(args.clients, len(todo)) or 1)))
 
 
-def measure(name: str, host: str, port: int, names: list[str], args: argparse.Namespace) -> Result:
-    warm = Result(name)
-    load(host, port, names, args, None, warm)  # one untimed session per client
-    if warm.errors:
-        raise RuntimeError(f"warm-up failed: {warm.errors[:3]}")
-    print(f"{name}: warm-up {warm.sessions} sessions, {warm.total} commands in {warm.seconds:.1f} s", flush=True)
-    result = Result(name)
-    load(host, port, names, args, args.duration, result)
-    return result
+async def fill_by_append(t: Target, fill_root: Path, dovecot_names: list[str], args) -> int:
+    """MULTIAPPEND each user's generated Maildir (CRLF, in file-name order) into its INBOX."""
+    pairs = list(zip(t.users, dovecot_names))
+    total = 0
+
+    async def worker() -> None:
+        nonlocal total
+        while pairs:
+            user, name = pairs.pop()
+            files = sorted(p for sub in ("cur", "new") for p in (fill_root / name / "Maildir" / sub).iterdir())
+            if not files:
+                continue
+            c = await Client.connect(t.host, t.port, args.timeout * 4)
+            c.timeout = args.timeout * 4
+            try:
+                await c.command(b'LOGIN "%s" "%s"' % (user.encode(), t.password.encode()))
+                for start in range(0, len(files), 50):
+                    chunk = [to_crlf(p.read_bytes()) for p in files[start:start + 50]]
+                    await multiappend(c, chunk)
+                    total += len(chunk)
+                await c.command(b"LOGOUT")
+            finally:
+                c.close()
+
+    await asyncio.gather(*(worker() for _ in range(4)))
+    return total
 
 
-# ---- the servers ------------------------------------------------------------------------------
+async def multiappend(c: Client, messages: list[bytes]) -> None:
+    """APPEND INBOX {n1+} m1 {n2+} m2 ... in one command (MULTIAPPEND, LITERAL+)."""
+    c.n += 1
+    tag = b"f%d" % c.n
+    out = [tag + b" APPEND INBOX"]
+    for m in messages:
+        out.append(b" {%d+}\r\n" % len(m))
+        out.append(m)
+    out.append(b"\r\n")
+    c.writer.write(b"".join(out))
+    while True:
+        line = await asyncio.wait_for(c._line(), c.timeout)
+        if line.startswith(tag + b" "):
+            if not line.startswith(tag + b" OK"):
+                raise ImapNo(line[:200])
+            return
 
 
-def gen_corpus(args: argparse.Namespace, root: Path) -> Path:
-    out = root / "corpus"
-    subprocess.run(
-        [sys.executable, str(REF / "gen_mbox.py"), "--maildir-root", str(out), "--users", str(args.users),
-         "--count", str(args.messages), "--seed-base", "1000"],
-        check=True, capture_output=True, timeout=600,
-    )
+def to_crlf(data: bytes) -> bytes:
+    return data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+
+
+def load_corpus(root: Path) -> list[bytes]:
+    path = root / "corpus.mbox"
+    gen = subprocess.run([sys.executable, str(REF / "gen_mbox.py"), str(path), "--count", "1000", "--seed", "42"],
+                         capture_output=True, text=True, timeout=300)
+    if gen.returncode != 0:
+        raise RuntimeError(f"gen_mbox.py failed: {gen.stderr}")
+    messages = []
+    for chunk in re.split(rb"(?m)^From [^\n]*\n", path.read_bytes()):
+        if chunk.strip():
+            body = re.sub(rb"(?m)^>(>*From )", rb"\1", chunk)
+            messages.append(to_crlf(body.rstrip(b"\n") + b"\n"))
+    return messages
+
+
+def generate_fill(root: Path, users: int, count: int) -> Path:
+    out = root / "fill"
+    gen = subprocess.run([sys.executable, str(REF / "gen_mbox.py"), "--maildir-root", str(out), "--users", str(users),
+                          "--count", str(count), "--seed-base", "1000"], capture_output=True, text=True, timeout=600)
+    if gen.returncode != 0:
+        raise RuntimeError(f"gen_mbox.py failed: {gen.stderr}")
     return out
 
 
-async def fill_merpati(server: MerpatiServer, corpus: Path | None, users: int) -> None:
-    from merpati.admin.service import AdminService
-    from merpati.storage import open_store
-
-    store = await open_store(f"sqlite:///{server.db_path}")
-    try:
-        admin = AdminService(store)
-        await admin.add_domain(DOMAIN)
-        for k in range(1, users + 1):
-            address = f"user{k}@{DOMAIN}"
-            await admin.add_user(address, PASSWORD)
-            if corpus is not None:
-                await admin.import_mail(address, corpus / f"user{k}" / "Maildir")
-    finally:
-        await store.close()
-
-
-def merpati_server(root: Path, connections: int) -> MerpatiServer:
-    return MerpatiServer(
-        root / "merpati", host=MERPATI_HOST, listeners=("imap",),
-        extra_config=(f"[imap]\nmax_connections = {connections + 100}\nmax_connections_per_ip = {connections + 100}\n"
-                      f"max_user_connections_per_ip = {connections + 100}\n"),
-    )
-
-
-def bench_merpati(args: argparse.Namespace, root: Path) -> Result:
-    result = Result("merpati")
-    server = merpati_server(root, args.clients * 2)
-    try:
-        corpus = gen_corpus(args, root)
-        asyncio.run(fill_merpati(server, corpus, args.users))
-        server.start()
-        port = server.ports["imap"]
-        print(f"merpati: imap on {server.host}:{port} (data {server.data_dir}, log {server.log_path})", flush=True)
-        names = [f"user{k}@{DOMAIN}" for k in range(1, args.users + 1)]
-        result = measure("merpati", server.host, port, names, args)
-    except Exception as exc:  # report, then stop the server below
-        result.error = f"{type(exc).__name__}: {exc}"
-    finally:
-        code = server.stop()
-        if code not in (0, None):
-            print(f"merpati: exited {code} on SIGTERM; log tail:\n{server.log_tail(20)}", file=sys.stderr)
-    return result
+# ---- the servers --------------------------------------------------------------------------------
 
 
 def dovecot_sh(*args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -302,181 +383,156 @@ def dovecot_sh(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     return proc
 
 
-def bench_dovecot(args: argparse.Namespace, root: Path) -> Result:
-    result = Result("dovecot")
+def bench_dovecot(args, root: Path, corpus: list[bytes]) -> Stats:
+    stats = Stats()
     if os.geteuid() != 0:
-        result.error = "the reference Dovecot needs root (or use --merpati-only)"
-        return result
+        stats.error = "the reference Dovecot needs root (or use --merpati-only)"
+        return stats
     ddir = root / "dovecot"
     started = False
     try:
-        imap_port, pop3_port = free_port(DOVECOT_HOST), free_port(DOVECOT_HOST)
-        extra = ["--tuned"] if args.tuned else []
-        out = dovecot_sh("start", str(ddir), "--listen", DOVECOT_HOST, "--imap-port", str(imap_port),
-                         "--pop3-port", str(pop3_port), "--users", str(args.users),
-                         "--maildir-fill", str(args.messages), "--clean", *extra)
+        port, pop3 = free_port(DOVECOT_HOST), free_port(DOVECOT_HOST)
+        out = dovecot_sh("start", str(ddir), "--listen", DOVECOT_HOST, "--imap-port", str(port), "--pop3-port", str(pop3),
+                         "--users", str(args.users), "--maildir-fill", str(args.fill), "--clean",
+                         *([] if args.stock_dovecot else ["--tuned"]))
         started = True
         print(out.stdout.strip().splitlines()[0], flush=True)
-        names = [f"user{k}" for k in range(1, args.users + 1)]
-        result = measure("dovecot", DOVECOT_HOST, imap_port, names, args)
+        target = Target("dovecot", DOVECOT_HOST, port, [f"user{k}" for k in range(1, args.users + 1)], DOVECOT_PASSWORD)
+        asyncio.run(Workload(args, target, corpus, stats).run())
     except Exception as exc:
-        result.error = f"{type(exc).__name__}: {exc}"
+        stats.error = f"{type(exc).__name__}: {exc}"
     finally:
-        if started or (ddir / "etc").exists():
+        if started or (ddir / "run").exists():
             stop = dovecot_sh("stop", str(ddir), check=False)
             if stop.returncode != 0:
                 print(f"dovecot: stop failed: {stop.stderr}", file=sys.stderr)
-    return result
+    return stats
 
 
-# ---- 5,000 IDLE sessions ------------------------------------------------------------------------
+async def add_users(server: MerpatiServer, users: list[str]) -> None:
+    """Users straight through the admin service (one process, not one CLI run per user)."""
+    from merpati.admin.service import AdminService
+    from merpati.storage import open_store
 
-
-def rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
-
-
-async def idle_bench(server: MerpatiServer, args: argparse.Namespace) -> None:
-    host, port = server.host, server.ports["imap"]
-    names = [f"user{k}@{DOMAIN}" for k in range(1, args.users + 1)]
-    by_user: dict[str, list[asyncio.StreamReader]] = {n: [] for n in names}
-    writers = []
-    sem = asyncio.Semaphore(200)
-
-    async def open_one(i: int) -> None:
-        user = names[i % len(names)]
-        async with sem:
-            c = await Client.open(host, port)
-            await c.cmd(b'LOGIN "%s" "%s"' % (user.encode(), PASSWORD.encode()))
-            await c.cmd(b"SELECT INBOX")
-            c.w.write(b"i IDLE\r\n")
-            line = await c.r.readline()
-            assert line.startswith(b"+"), line
-        by_user[user].append(c.r)
-        writers.append(c.w)
-
-    t0 = time.monotonic()
-    await asyncio.gather(*(open_one(i) for i in range(args.idle)))
-    print(f"idle: {args.idle} sessions logged in, selected and idling after {time.monotonic() - t0:.1f} s", flush=True)
-    await asyncio.sleep(2)
-    assert server.proc is not None
-    main_rss = rss_kib(server.proc.pid)
-    print(f"idle: merpati main process RSS {main_rss / 1024:.0f} MiB with {args.idle} IDLE sessions "
-          f"(target < 250 MiB)", flush=True)
-    latencies: list[float] = []
-    rng = random.Random(7)
-    loop = asyncio.get_running_loop()
-    for n in range(args.deliveries):
-        user = rng.choice(names)
-        msg = f"From: a@x.test\r\nTo: {user}\r\nSubject: ping {n}\r\n\r\nping\r\n".encode()
-        waits = [asyncio.ensure_future(r.readline()) for r in by_user[user]]
-        await loop.run_in_executor(None, _smtp_send, server, user, msg)
-        sent = time.monotonic()
-        worst = 0.0
-        for w in waits:
-            line = await w
-            assert line.endswith(b" EXISTS\r\n"), line
-            latencies.append(time.monotonic() - sent)
-            worst = max(worst, latencies[-1])
-        if args.verbose:
-            print(f"  delivery {n} to {user}: slowest EXISTS {worst * 1000:.1f} ms after the 250", flush=True)
-        for r in by_user[user]:  # the RECENT line that follows (IMAP4rev1)
-            line = await r.readline()
-    latencies.sort()
-    if latencies:
-        p50 = latencies[len(latencies) // 2]
-        p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
-        print(f"idle: SMTP 250 → IDLE EXISTS over {len(latencies)} notifications ({args.deliveries} deliveries): "
-              f"p50 {p50 * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms, max {latencies[-1] * 1000:.1f} ms "
-              "(target p99 < 100 ms; measured from the client's 250, so delivery commit is before it)", flush=True)
-    for w in writers:
-        w.close()
-
-
-def _smtp_send(server: MerpatiServer, user: str, msg: bytes) -> None:
-    with smtplib.SMTP(server.host, server.port, timeout=30) as s:
-        s.sendmail("a@x.test", [user], msg)
-
-
-def run_idle(args: argparse.Namespace, root: Path) -> int:
-    server = merpati_server(root, args.idle)
+    store = await open_store(f"sqlite:///{server.db_path}")
     try:
-        asyncio.run(fill_merpati(server, None, args.users))
-        server.start()
-        asyncio.run(idle_bench(server, args))
+        admin = AdminService(store)
+        for user in users:
+            await admin.add_user(user, PASSWORD)
     finally:
-        server.stop()
-    return 0
+        await store.close()
 
 
-# ---- report ----------------------------------------------------------------------------------------
+def bench_merpati(args, root: Path, corpus: list[bytes], fill_root: Path | None) -> Stats:
+    stats = Stats()
+    conns = max(1000, args.clients * 4)
+    server = MerpatiServer(
+        root / "merpati", host=MERPATI_HOST, listeners=("imap",),
+        extra_config=f"[imap]\nmax_user_connections_per_ip = {conns}\nmax_connections_per_ip = {conns}\n",
+    )
+    try:
+        server.add_domain(MERPATI_DOMAIN)
+        users = [f"user{k}@{MERPATI_DOMAIN}" for k in range(1, args.users + 1)]
+        t0 = time.monotonic()
+        asyncio.run(add_users(server, users))
+        print(f"merpati: {len(users)} users added in {time.monotonic() - t0:.1f}s", flush=True)
+        server.start()
+        print(f"merpati: listening on {server.host}:{server.ports['imap']} (data {server.data_dir}, log {server.log_path})",
+              flush=True)
+        target = Target("merpati", MERPATI_HOST, server.ports["imap"], users, PASSWORD)
+        if fill_root is not None:
+            t0 = time.monotonic()
+            n = asyncio.run(fill_by_append(target, fill_root, [f"user{k}" for k in range(1, args.users + 1)], args))
+            print(f"merpati: {n} messages appended in {time.monotonic() - t0:.1f}s", flush=True)
+        asyncio.run(Workload(args, target, corpus, stats).run())
+    except Exception as exc:
+        stats.error = f"{type(exc).__name__}: {exc}"
+    finally:
+        code = server.stop()
+        if code not in (0, None):
+            print(f"merpati: exited {code} on SIGTERM; log tail:\n{server.log_tail(20)}", file=sys.stderr)
+    return stats
 
 
-def report(args: argparse.Namespace, results: list[Result]) -> None:
+# ---- report -------------------------------------------------------------------------------------
+
+
+def fmt(x: float | None, spec: str = ".1f") -> str:
+    return "-" if x is None else format(x, spec)
+
+
+def report(args, results: dict[str, Stats]) -> None:
     print()
-    print(f"IMAP mixed load: {args.clients} clients on {args.users} users x {args.messages} messages, "
-          f"{args.rounds} rounds per session; {args.duration:.0f} s timed"
-          f"{'; Dovecot --tuned' if args.tuned else '; Dovecot default mode'}")
-    print("ops/s: commands answered per second of the timed pass (the mix is fixed, so they move together);")
-    print("ms/op: mean time from sending a command to its tagged answer, under the same concurrent load")
-    commands = sorted({k for r in results for k in r.ops})
-    head = f"{'command':<16}" + "".join(f"{r.name + ' ops/s':>16}{r.name + ' ms/op':>16}" for r in results)
-    print(head + ("   ratio (ms/op)" if len(results) == 2 else ""))
-    for cmd in commands:
-        cells, lat = [], []
-        for r in results:
-            rate = r.ops[cmd] / r.seconds if r.seconds else 0.0
-            ms = 1000 * r.times[cmd] / r.ops[cmd] if r.ops[cmd] else 0.0
-            lat.append(ms)
-            cells.append(f"{rate:>16.0f}{ms:>16.2f}")
-        ratio = f"{lat[0] / lat[1]:>10.2f}x" if len(results) == 2 and lat[1] else ""
-        print(f"{cmd:<16}" + "".join(cells) + ("   " + ratio if ratio else ""))
-    rates = [r.rate or 0.0 for r in results]
-    ratio = f"{rates[1] / rates[0]:.2f}x" if len(results) == 2 and rates[0] else ""
-    print(f"{'all':<16}" + "".join(f"{x:>16.0f}{'':>16}" for x in rates) + ("   " + ratio if ratio else ""))
-    for r in results:
-        status = "ok" if r.error is None and not r.errors else f"FAILED: {r.error or r.errors[:2]}"
-        print(f"{r.name}: {r.sessions} sessions, {r.total} commands, {len(r.errors)} errors: {status}")
-    if len(results) == 2:
-        print("ratio = merpati/dovecot throughput (dovecot ms/op / merpati ms/op per command); target >= 0.5x overall")
+    print(f"IMAP mixed load: {args.clients} clients over {args.users} users, {args.seconds:g} s per server, "
+          f"INBOX filled with {args.fill}, deletes above {args.target}, "
+          f"{'long sessions (no LOGOUT)' if args.no_logout else 'LOGOUT and log in again after each round'}")
+    names = list(results)
+    head = f"{'command':<15}" + "".join(f" {n + ' ops/s':>15} {'p50 ms':>7} {'p99 ms':>7}" for n in names)
+    if len(names) == 2:
+        head += f" {'ratio':>7}"
+    print(head)
+    for cmd in (*COMMANDS, None):
+        label = cmd or "overall"
+        row = f"{label:<15}"
+        rates = []
+        for n in names:
+            s = results[n]
+            rate = s.rate(cmd)
+            rates.append(rate)
+            p50 = s.pct(cmd, 50) if cmd else None
+            p99 = s.pct(cmd, 99) if cmd else None
+            row += f" {fmt(rate):>15} {fmt(p50, '.2f'):>7} {fmt(p99, '.2f'):>7}"
+        if len(names) == 2:
+            row += f" {rates[0] / rates[1]:>6.2f}x" if rates[1] else f" {'-':>7}"
+        print(row)
+    for n in names:
+        s = results[n]
+        errs = ", ".join(f"{k} {v}" for k, v in sorted(s.errors.items())) or "none"
+        print(f"{n}: {s.total} operations, {s.sessions} sessions, errors: {errs}"
+              + (f"; FAILED: {s.error}" if s.error else ""))
+        for line in s.first_errors:
+            print(f"  {line}")
+    if "merpati" in results and "dovecot" in results and results["dovecot"].rate():
+        r = results["merpati"].rate() / results["dovecot"].rate()
+        print(f"ratio merpati/dovecot overall: {r:.2f}x (target >= 0.5x)")
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--clients", type=int, default=20, help="concurrent IMAP clients (default 20)")
-    ap.add_argument("--client-procs", type=int, default=1, help="processes the clients run in (default 1)")
-    ap.add_argument("--users", type=int, default=10, help="users (default 10)")
-    ap.add_argument("--messages", type=int, default=100, help="messages per user (default 100)")
-    ap.add_argument("--rounds", type=int, default=5, help="rounds of the mix per session (default 5)")
-    ap.add_argument("--duration", type=float, default=20.0, help="seconds of the timed pass per server (default 20)")
-    ap.add_argument("--tuned", action="store_true", help="Dovecot's high-performance mode (dovecot.sh --tuned)")
-    ap.add_argument("--idle", type=int, default=0, help="instead: N IDLE sessions on Merpati (RSS and latency)")
-    ap.add_argument("--deliveries", type=int, default=200, help="with --idle: messages delivered over SMTP")
-    ap.add_argument("--verbose", action="store_true", help="with --idle: print each delivery's slowest EXISTS")
+    ap.add_argument("--clients", type=int, default=10, help="concurrent connections (default 10)")
+    ap.add_argument("--users", type=int, default=100, help="users user1..userN (default 100)")
+    ap.add_argument("--seconds", type=float, default=30, help="measured seconds per server (default 30)")
+    ap.add_argument("--fill", type=int, default=20, help="messages in each INBOX at the start (default 20)")
+    ap.add_argument("--target", type=int, default=None, help="delete a message per round above this many (default: --fill, at least 10)")
+    ap.add_argument("--no-logout", action="store_true", help="one long session per client")
+    ap.add_argument("--timeout", type=float, default=30, help="seconds per command before it counts as failed")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--stock-dovecot", action="store_true", help="Dovecot's default mode instead of --tuned")
     side = ap.add_mutually_exclusive_group()
     side.add_argument("--merpati-only", action="store_true")
     side.add_argument("--dovecot-only", action="store_true")
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder (logs, stores)")
     args = ap.parse_args(argv)
+    if args.target is None:
+        args.target = max(10, args.fill)
 
     def interrupt(*_: object) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, interrupt)
     signal.signal(signal.SIGINT, interrupt)
-    root = Path(tempfile.mkdtemp(prefix="merpati-imap-bench-"))
+    root = Path(tempfile.mkdtemp(prefix="merpati-imapbench-"))
     root.chmod(0o755)  # Dovecot's unprivileged processes must reach the instance folder
-    results: list[Result] = []
+    results: dict[str, Stats] = {}
     try:
-        if args.idle:
-            return run_idle(args, root)
-        if not args.merpati_only:
-            results.append(bench_dovecot(args, root))
+        corpus = load_corpus(root)
         if not args.dovecot_only:
-            results.append(bench_merpati(args, root))
+            fill_root = generate_fill(root, args.users, args.fill) if args.fill else None
+        if not args.merpati_only:
+            print("dovecot: starting (filling the Maildirs takes a while)", flush=True)
+            results["dovecot"] = bench_dovecot(args, root, corpus)
+        if not args.dovecot_only:
+            results["merpati"] = bench_merpati(args, root, corpus, fill_root)
     except KeyboardInterrupt:
         print("\ninterrupted; everything started has been stopped", file=sys.stderr)
         return 130
@@ -485,8 +541,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"kept {root}")
         else:
             shutil.rmtree(root, ignore_errors=True)
+    if "merpati" in results and "dovecot" in results:
+        results = {"merpati": results["merpati"], "dovecot": results["dovecot"]}
     report(args, results)
-    return 0 if results and all(r.error is None and not r.errors for r in results) else 1
+    return 0 if results and all(s.error is None and s.total for s in results.values()) else 1
 
 
 if __name__ == "__main__":
