@@ -8,6 +8,7 @@ No timing assertions: bench/search_fts.py measures speed.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import random
 import sqlite3
@@ -290,12 +291,16 @@ async def test_copies_share_the_document_and_expunge_removes_it(store, backend):
     assert await _doc_count(backend) == 2
     await store.expunge(work.id, [1])
     assert await _doc_count(backend) == 1  # the last user took it along
-    if backend.name == "sqlite":
-        assert (await raw_sql(backend, "SELECT count(*) FROM search_fts"))[0][0] == 1
-        assert (await raw_sql(backend, "SELECT count(*) FROM search_fts WHERE body GLOB '*bravo*'"))[0][0] == 0
-    else:
-        assert (await raw_sql(backend, "SELECT count(*) FROM search_text"))[0][0] == 1
+    text = "search_fts" if backend.name == "sqlite" else "search_text"
+    indexed = (await raw_sql(backend, f"SELECT count(*) FROM {text}"))[0][0]
+    pending = (await raw_sql(backend, "SELECT count(*) FROM search_pending"))[0][0]
+    assert indexed + pending == 1
     assert (await raw_sql(backend, "SELECT count(*) FROM search_headers WHERE value = 'keep'"))[0][0] == 0
+    await store.index_pending()
+    assert (await raw_sql(backend, f"SELECT count(*) FROM {text}"))[0][0] == 1
+    await store.expunge(mb.id, [2])
+    assert (await raw_sql(backend, f"SELECT count(*) FROM {text}"))[0][0] == 0  # indexed text goes too
+    assert await _doc_count(backend) == 0
 
 
 async def test_move_keeps_the_document(store, backend):
@@ -315,6 +320,34 @@ async def test_deleting_a_mailbox_or_account_removes_its_documents(store, backen
     assert await _doc_count(backend) == 2
     await store.delete_account("bob@example.com")
     assert await _doc_count(backend) == 0
+
+
+async def test_pending_and_indexed_text_give_the_same_answers(store):
+    bodies = [b"alpha beta gamma\r\n", "Grüße aus Köln\r\n".encode(), b"x*y?z [q] 50%_off\r\n", b"ab cd\r\n"]
+    _acc, mb = await setup(store, [msg(f"s{i}", b) for i, b in enumerate(bodies)])
+    queries = [s.Body("beta"), s.Body("GRÜSSE"), s.Body("ö"), s.Body("y?z"), s.Body("%_"), s.Body("b c"),
+               s.Text("subject: s2"), s.Text("s3"), s.Not(s.Body("a")), s.Or(s.Body("zz"), s.Text("köln"))]
+    first = [await store.search(mb.id, q) for q in queries]  # all pending (the indexer may run meanwhile)
+    assert first == [[1], [2], [2], [3], [3], [4], [3], [4], [3], [2]]
+    await store.index_pending(max_batches=1)
+    await store.deliver([Delivery(mb.account_id, m, parse_message(m), T0) for m in [msg("s4", b"late beta\r\n")]])
+    mixed = [await store.search(mb.id, q) for q in queries]  # some indexed, one pending
+    assert mixed[0] == [1, 5] and mixed[1:] == first[1:]
+    await store.index_pending()
+    assert await store.pending_documents() == 0
+    assert [await store.search(mb.id, q) for q in queries] == mixed
+
+
+async def test_a_search_starts_the_indexer(store):
+    _acc, mb = await setup(store, [msg(f"m{i}", f"text {i}\r\n".encode()) for i in range(300)])
+    assert await store.pending_documents() == 300
+    assert len(await store.search(mb.id, s.Body("text"))) == 300
+    for _ in range(1000):  # bounded wait for the background indexer (no timing assertion)
+        if await store.pending_documents() == 0:
+            break
+        await asyncio.sleep(0.01)
+    assert await store.pending_documents() == 0
+    assert len(await store.search(mb.id, s.Body("text 29"))) == 11
 
 
 async def test_messages_without_a_document_are_indexed_on_first_search(store, backend):

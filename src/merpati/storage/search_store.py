@@ -2,29 +2,46 @@
 
 ``SearchMethods`` is mixed into ``OpsBackedStore``; a backend supplies ``_read``, ``_write``
 (as for the other methods) and, as ``_ops.search_ops``, its search module (``sqlite.search``
-or ``postgres.search``; both have the same function names). Each call is one read unit of work (one
-snapshot). When the mailbox holds messages without a search document (stored before the
-search schema, or by a path that did not index them), they are indexed first, a batch per
-write transaction, and the query runs again: the answer always covers every message.
+or ``postgres.search``; both have the same function names).
+
+* Each search is one read unit of work (one snapshot) and one SQL statement.
+* Messages without a search document (stored before the search schema, or by a path that
+  did not index them) are indexed first, a batch per write transaction, and the query runs
+  again: the answer always covers every message.
+* Full text is indexed lazily, as Dovecot's fts does: delivery stores each document's text
+  as *pending* (cheap), searches scan the pending text of their mailbox besides asking the
+  index, and a search that met pending documents starts this store's indexer, a background
+  task that moves them into the index in small write transactions (so deliveries queued on
+  the same writer wait at most one batch) until none is left. ``index_pending()`` does the
+  same on demand (maintenance, benchmarks). Closing the store ends the indexer at its next
+  batch; whatever is left stays pending, and correct.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from collections.abc import Sequence
 from typing import Any
 
 from merpati.storage import common
 from merpati.storage import search as s
-from merpati.storage.api import InvalidInput
+from merpati.storage.api import InvalidInput, StoreError
 from merpati.storage.search_doc import build_search_doc
 from merpati.storage.threads import ALGORITHMS, ThreadNode, ThreadRow
 
-BACKFILL_BATCH = 100  # messages indexed per write transaction when catching up
+log = logging.getLogger(__name__)
+
+BACKFILL_BATCH = 100  # messages given a document per write transaction when catching up
+INDEX_BATCH_DOCS = 64  # pending documents moved into the full-text index per transaction
+INDEX_BATCH_CHARS = 256 << 10  # ... and about this much text (SQLite: ~0.1 s of FTS5 work)
+INDEX_PAUSE = 0.005  # seconds between the indexer's transactions: deliveries go first
 
 
 class SearchMethods:
     _ops: Any
+    _search_indexer: asyncio.Task[None] | None = None
 
     @property
     def _search_ops(self) -> Any:
@@ -36,6 +53,7 @@ class SearchMethods:
     async def _write(self, fn: Any, *args: Any) -> Any:
         raise NotImplementedError
 
+    # -- the MailStore methods ------------------------------------------------------------------
     async def search(self, mailbox_id: int, query: s.Query) -> list[int]:
         """UIDs of the mailbox's messages matching ``query`` (storage.search), ascending.
         NotFound for an unknown mailbox; InvalidInput for a malformed or oversized query."""
@@ -45,12 +63,9 @@ class SearchMethods:
     async def sort(self, mailbox_id: int, query: s.Query, keys: Sequence[s.SortKey]) -> list[int]:
         """UIDs matching ``query`` in RFC 5256 SORT order of ``keys`` (ties: UID ascending)."""
         s.validate(query)
-        clean = [k if isinstance(k, s.SortKey) else None for k in keys]
-        if not clean or None in clean:
+        if isinstance(keys, (str, bytes)) or not keys or not all(isinstance(k, s.SortKey) for k in keys):
             raise InvalidInput("sort needs one or more SortKey")
-        for k in clean:
-            assert k is not None
-            s.SortField(k.field)
+        clean = [s.SortKey(s.SortField(k.field), bool(k.reverse)) for k in keys]
         return await self._indexed(self._search_ops.sort_uids, mailbox_id, query, clean, _now_us())  # type: ignore[no-any-return]
 
     async def thread(self, mailbox_id: int, query: s.Query, algorithm: str) -> list[ThreadNode]:
@@ -69,16 +84,34 @@ class SearchMethods:
         await self._backfill(mailbox_id)
         return await self._read(self._search_ops.thread_data, mailbox_id, clean)  # type: ignore[no-any-return]
 
+    async def index_pending(self, *, max_batches: int | None = None) -> int:
+        """Move pending full text into the index (every pending document of the database, or
+        ``max_batches`` transactions' worth); returns how many documents were moved."""
+        moved = batches = 0
+        while max_batches is None or batches < max_batches:
+            n = await self._write(self._search_ops.index_pending, INDEX_BATCH_DOCS, INDEX_BATCH_CHARS)
+            if not n:
+                break
+            moved += n
+            batches += 1
+        return moved
+
+    async def pending_documents(self) -> int:
+        """How many documents wait for the full-text indexer (all mailboxes)."""
+        return await self._read(self._search_ops.pending_count)  # type: ignore[no-any-return]
+
+    # -- internals --------------------------------------------------------------------------------
     async def _indexed(self, fn: Any, mailbox_id: int, *args: Any) -> Any:
-        result, missing = await self._read(fn, mailbox_id, *args)
-        if not missing:
-            return result
-        await self._backfill(mailbox_id)
-        result, _missing = await self._read(fn, mailbox_id, *args)
+        result, (missing, pending) = await self._read(fn, mailbox_id, *args)
+        if missing:
+            await self._backfill(mailbox_id)
+            result, (_missing, pending) = await self._read(fn, mailbox_id, *args)
+        if pending:
+            self._start_indexer()
         return result
 
     async def _backfill(self, mailbox_id: int) -> None:
-        """Index the mailbox's messages that have no search document yet."""
+        """Give the mailbox's messages that have none a search document."""
         tried: set[int] = set()
         while True:
             rows = await self._read(self._search_ops.unindexed, mailbox_id, BACKFILL_BATCH)
@@ -88,6 +121,21 @@ class SearchMethods:
             tried.update(message_id for message_id, _ in rows)
             pairs = [(message_id, build_search_doc(data)) for message_id, data in rows]
             await self._write(self._search_ops.attach_docs, pairs)
+
+    def _start_indexer(self) -> None:
+        task = self._search_indexer
+        if task is not None and not task.done():
+            return
+        self._search_indexer = asyncio.get_running_loop().create_task(self._run_indexer(), name="search-indexer")
+
+    async def _run_indexer(self) -> None:
+        try:
+            while await self._write(self._search_ops.index_pending, INDEX_BATCH_DOCS, INDEX_BATCH_CHARS):
+                await asyncio.sleep(INDEX_PAUSE)
+        except StoreError:  # closed, or the database is unavailable: what is left stays pending
+            pass
+        except Exception:  # pragma: no cover - a bug; searches stay correct without the index
+            log.exception("search indexer stopped")
 
 
 def _now_us() -> int:

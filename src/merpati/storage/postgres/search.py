@@ -2,8 +2,15 @@
 
 Schema (migration ``0004_search.sql``): ``search_docs`` (sort/thread keys, one row per message
 content, shared by copies through ``messages.search_id``), ``search_text`` (the folded header
-and body text, with pg_trgm GIN indexes), ``search_headers`` (one row per top-level field).
-A trigger removes a document with the last message that uses it, in the same transaction.
+and body text, with pg_trgm GIN indexes), ``search_pending`` (the text of documents not in
+``search_text`` yet), ``search_headers`` (one row per top-level field). A trigger removes a
+document with the last message that uses it, in the same transaction.
+
+Delivery writes the text to ``search_pending`` only: a GIN trigram insert costs milliseconds
+per message. ``index_pending`` moves pending text into ``search_text`` in small batches (the
+store's indexer, started by searches that meet pending documents; ``FOR UPDATE SKIP LOCKED``
+lets several nodes index at once). Until then searches scan the pending text of their
+mailbox, so answers never depend on the indexer's progress.
 
 Substring search (text already ``fold``-ed on both sides, so plain ``LIKE``, not ``ILIKE``):
 a needle with a run of three word characters (what pg_trgm can extract trigrams from) is a
@@ -47,10 +54,13 @@ class PgCompiler(Compiler):
     TRUE = "TRUE"
     FALSE = "FALSE"
 
-    def __init__(self, now_us: int, expanded: dict[int, list[int]], *, trigram: bool, unicode_words: bool) -> None:
+    def __init__(
+        self, now_us: int, expanded: dict[int, list[int]], *, trigram: bool, unicode_words: bool, pending: bool
+    ) -> None:
         super().__init__(now_us, expanded)
         self.trigram = trigram
         self.unicode_words = unicode_words
+        self.pending = pending  # some document of the mailbox is still in search_pending
 
     def p(self, value: Any) -> str:
         self.params.append(value)
@@ -78,10 +88,17 @@ class PgCompiler(Compiler):
         assert column in ("body", "headers")
         if self.trigram and _trigram_run(needle, self.unicode_words):
             pattern = self.p("%" + _like_escape(needle) + "%")
-            return f"coalesce(m.search_id IN (SELECT doc_id FROM search_text WHERE {column} LIKE {pattern}::text), FALSE)"
+            sql = f"coalesce(m.search_id IN (SELECT doc_id FROM search_text WHERE {column} LIKE {pattern}::text), FALSE)"
+        else:
+            sql = (
+                f"EXISTS (SELECT 1 FROM search_text t WHERE t.doc_id = m.search_id "
+                f"AND strpos(t.{column}, {self.p(needle)}::text) > 0)"
+            )
+        if not self.pending:
+            return sql
         return (
-            f"EXISTS (SELECT 1 FROM search_text t WHERE t.doc_id = m.search_id "
-            f"AND strpos(t.{column}, {self.p(needle)}::text) > 0)"
+            f"({sql} OR EXISTS (SELECT 1 FROM search_pending p WHERE p.doc_id = m.search_id "
+            f"AND strpos(p.{column}, {self.p(needle)}::text) > 0))"
         )
 
 
@@ -94,7 +111,7 @@ async def insert_doc(conn: Conn, doc: SearchDoc) -> int:
         "WITH d AS (INSERT INTO search_docs (sent_us, sent_day, subject_key, reply, from_key, to_key, cc_key, "
         "display_from_key, display_to_key, message_id, refs) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) "
         "RETURNING id), "
-        "t AS (INSERT INTO search_text (doc_id, headers, body) SELECT id, $12, $13 FROM d), "
+        "t AS (INSERT INTO search_pending (doc_id, headers, body) SELECT id, $12, $13 FROM d), "
         "h AS (INSERT INTO search_headers (doc_id, name, n, value) SELECT d.id, f.name, f.n - 1, f.value "
         "FROM d, unnest($14::text[], $15::text[]) WITH ORDINALITY AS f(name, value, n)) "
         "SELECT id FROM d",
@@ -138,17 +155,40 @@ async def attach_docs(conn: Conn, pairs: list[tuple[int, SearchDoc]]) -> tuple[i
     return done, []
 
 
+async def index_pending(conn: Conn, max_docs: int, max_chars: int) -> tuple[int, list]:
+    """Move up to ``max_docs`` pending documents (oldest first, skipping those another node is
+    moving) into the indexed ``search_text``; returns how many were moved. (``max_chars`` is
+    SQLite's bound; here the count bounds the transaction.)"""
+    status = await conn.execute(
+        "WITH picked AS (SELECT doc_id FROM search_pending ORDER BY doc_id LIMIT $1 FOR UPDATE SKIP LOCKED), "
+        "moved AS (DELETE FROM search_pending p USING picked WHERE p.doc_id = picked.doc_id "
+        "RETURNING p.doc_id, p.headers, p.body) "
+        "INSERT INTO search_text (doc_id, headers, body) SELECT doc_id, headers, body FROM moved",
+        max_docs,
+    )
+    return int(status.rsplit(" ", 1)[1]), []
+
+
+async def pending_count(conn: Conn) -> int:
+    return int(await conn.fetchval("SELECT count(*) FROM search_pending"))
+
+
 # -- queries ------------------------------------------------------------------------------------------
 
 _FROM = "FROM messages m LEFT JOIN search_docs d ON d.id = m.search_id WHERE m.mailbox_id = $1 AND "
 
 
-async def _prepare(conn: Conn, mailbox_id: int, query: s.Query, now_us: int) -> tuple[str, list[Any], bool]:
+async def _prepare(
+    conn: Conn, mailbox_id: int, query: s.Query, now_us: int
+) -> tuple[str, list[Any], tuple[bool, bool]]:
+    """(WHERE text, params, (some message of the mailbox lacks a document, some of its
+    documents are still pending))."""
     row = await conn.fetchrow(
         "SELECT EXISTS (SELECT 1 FROM mailboxes WHERE id = $1), "
         "EXISTS (SELECT 1 FROM messages WHERE mailbox_id = $1 AND search_id IS NULL), "
         "EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_trgm'), "
-        "current_setting('lc_ctype') NOT IN ('C', 'POSIX')",
+        "current_setting('lc_ctype') NOT IN ('C', 'POSIX'), "
+        "EXISTS (SELECT 1 FROM search_pending p JOIN messages m ON m.search_id = p.doc_id WHERE m.mailbox_id = $1)",
         mailbox_id,
     )
     if not row[0]:
@@ -158,23 +198,25 @@ async def _prepare(conn: Conn, mailbox_id: int, query: s.Query, now_us: int) -> 
     if big:
         uids = [r[0] for r in await conn.fetch("SELECT uid FROM messages WHERE mailbox_id = $1 ORDER BY uid", mailbox_id)]
         expanded = expand_uid_sets(big, uids)
-    c = PgCompiler(now_us, expanded, trigram=row[2], unicode_words=row[3])
+    c = PgCompiler(now_us, expanded, trigram=row[2], unicode_words=row[3], pending=row[4])
     where = c.compile(query)
-    return where, [mailbox_id, *c.params], bool(row[1])
+    return where, [mailbox_id, *c.params], (bool(row[1]), bool(row[4]))
 
 
-async def search_uids(conn: Conn, mailbox_id: int, query: s.Query, now_us: int) -> tuple[list[int], bool]:
-    where, params, missing = await _prepare(conn, mailbox_id, query, now_us)
+async def search_uids(
+    conn: Conn, mailbox_id: int, query: s.Query, now_us: int
+) -> tuple[list[int], tuple[bool, bool]]:
+    where, params, state = await _prepare(conn, mailbox_id, query, now_us)
     rows = await conn.fetch(f"SELECT m.uid {_FROM}{where} ORDER BY m.uid", *params)
-    return [r[0] for r in rows], missing
+    return [r[0] for r in rows], state
 
 
 async def sort_uids(
     conn: Conn, mailbox_id: int, query: s.Query, keys: list[s.SortKey], now_us: int
-) -> tuple[list[int], bool]:
-    where, params, missing = await _prepare(conn, mailbox_id, query, now_us)
+) -> tuple[list[int], tuple[bool, bool]]:
+    where, params, state = await _prepare(conn, mailbox_id, query, now_us)
     rows = await conn.fetch(f'SELECT m.uid {_FROM}{where} ORDER BY {order_by(keys, chr(34) + "C" + chr(34))}', *params)
-    return [r[0] for r in rows], missing
+    return [r[0] for r in rows], state
 
 
 _THREAD_COLS = (
@@ -187,10 +229,12 @@ def _thread_row(r: Any) -> ThreadRow:
     return ThreadRow(uid=r[0], sent=r[1], subject=r[2], reply=bool(r[3]), message_id=r[4], refs=tuple(r[5].split()))
 
 
-async def thread_rows(conn: Conn, mailbox_id: int, query: s.Query, now_us: int) -> tuple[list[ThreadRow], bool]:
-    where, params, missing = await _prepare(conn, mailbox_id, query, now_us)
+async def thread_rows(
+    conn: Conn, mailbox_id: int, query: s.Query, now_us: int
+) -> tuple[list[ThreadRow], tuple[bool, bool]]:
+    where, params, state = await _prepare(conn, mailbox_id, query, now_us)
     rows = await conn.fetch(f"SELECT {_THREAD_COLS} {_FROM}{where} ORDER BY m.uid", *params)
-    return [_thread_row(r) for r in rows], missing
+    return [_thread_row(r) for r in rows], state
 
 
 async def thread_data(conn: Conn, mailbox_id: int, uids: list[int]) -> list[ThreadRow]:

@@ -33,6 +33,15 @@ CREATE TABLE search_text (
     body    text NOT NULL
 );
 
+-- Documents whose text is not in search_text yet: delivery only writes here (a pg_trgm GIN
+-- insert costs milliseconds per message); searches scan these for their mailbox and an
+-- indexer moves them into search_text in small batches (FOR UPDATE SKIP LOCKED across nodes).
+CREATE TABLE search_pending (
+    doc_id  bigint PRIMARY KEY REFERENCES search_docs(id) ON DELETE CASCADE,
+    headers text NOT NULL,
+    body    text NOT NULL
+);
+
 CREATE TABLE search_headers (
     doc_id bigint NOT NULL REFERENCES search_docs(id) ON DELETE CASCADE,
     name   text NOT NULL,
