@@ -176,3 +176,32 @@ async def test_release_all_gives_back_a_dead_runs_leases(backend) -> None:
     assert await q.release_all("other") == 0
     assert await q.release_all("node") == 2
     assert len(await q.claim("node", now=T0 + 1, lease=600, limit=5)) == 3
+
+
+async def test_enqueue_hands_new_mail_to_the_attached_runner_already_leased(backend) -> None:
+    q = (await backend.open()).queue
+
+    class Runner:
+        owner = "local"
+        capacity = True
+        got: list = []
+
+        def lease_seconds(self) -> float:
+            return 60.0
+
+        def has_capacity(self) -> bool:
+            return self.capacity
+
+        def accept(self, claims) -> None:
+            self.got.extend(claims)
+
+    runner = Runner()
+    q.attach_runner(runner)
+    await q.enqueue(new("Q1", "a@b.test", "b@c.test"), now=T0)
+    assert sorted(c.item.domain for c in runner.got) == ["b.test", "c.test"]
+    assert all(c.item.lease_owner == "local" and c.data.startswith(b"Subject: x") for c in runner.got)
+    assert await q.claim("other", now=T0 + 59, lease=60, limit=10) == []  # leased to the runner
+    runner.capacity = False
+    await q.enqueue(new("Q2", "a@b.test"), now=T0)  # saturated: it waits in the queue
+    assert len(runner.got) == 2
+    assert [c.message.queue_id for c in await q.claim("other", now=T0 + 1, lease=60, limit=10)] == ["Q2"]

@@ -95,6 +95,7 @@ async def start(ctx: AppContext) -> list[Stoppable]:
         return []
     runner = build_runner(ctx)
     ctx.store.queue.on_enqueue(runner.wake)  # type: ignore[attr-defined]
+    ctx.store.queue.attach_runner(runner)  # type: ignore[attr-defined]
     await runner.start(reclaim=True)
     log.info("queue runner started (owner %s, concurrency %d)", runner.owner, runner.settings.concurrency)
     return [runner]

@@ -149,6 +149,20 @@ class QueueRunner:
     def wake(self) -> None:
         self._wakeup.set()
 
+    # -- storage.queue_api.LocalRunner: new local mail handed over already leased ------------
+    def lease_seconds(self) -> float:
+        return self.settings.lease
+
+    def has_capacity(self) -> bool:
+        return not self._stopping and len(self._inflight) < self.settings.concurrency
+
+    def accept(self, claims: list[Claim]) -> None:
+        """Start claims leased to us by the enqueue itself (beyond capacity too: they are ours)."""
+        for claim in claims:
+            if claim.item.id not in self._inflight:
+                task = asyncio.create_task(self._guarded(claim), name=f"merpati-queue-{claim.message.queue_id}")
+                self._inflight[claim.item.id] = task
+
     async def stop(self, grace: float) -> None:
         self._stopping = True
         self._wakeup.set()

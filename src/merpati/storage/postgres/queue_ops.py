@@ -142,6 +142,28 @@ async def claim(conn: Conn, owner: str, now_ms: int, until_ms: int, limit: int) 
     return claims, []
 
 
+async def enqueue_claimed(conn: Conn, message: NewMessage, now_ms: int, owner: str, until_ms: int) -> Result:
+    """Enqueue with every item already leased to ``owner`` (the local runner takes it at once)."""
+    message_id = await insert_message(conn, message, now_ms)
+    rows = await conn.fetch(
+        f"UPDATE queue_items SET lease_owner = $1, lease_until_ms = $2 WHERE message_id = $3 RETURNING {_ITEM_COLS}",
+        owner, until_ms, message_id,
+    )
+    mrow = await conn.fetchrow(f"SELECT {_MSG_COLS}, data FROM queue_messages WHERE id = $1", message_id)
+    claims = []
+    for row in sorted(rows, key=lambda r: r[0]):
+        item = _item(row)
+        rcpts = tuple(
+            _recipient(r)
+            for r in await conn.fetch(
+                f"SELECT {_RCPT_COLS} FROM queue_recipients WHERE message_id = $1 AND domain = $2 ORDER BY id",
+                message_id, item.domain,
+            )
+        )
+        claims.append(Claim(item=item, message=_message(mrow), recipients=rcpts, data=bytes(mrow[11])))
+    return claims, []
+
+
 async def renew(conn: Conn, owner: str, item_ids: Sequence[int], until_ms: int) -> Result:
     rows = await conn.fetch(
         "UPDATE queue_items SET lease_until_ms = $1 WHERE id = ANY($2::bigint[]) AND lease_owner = $3 RETURNING id",

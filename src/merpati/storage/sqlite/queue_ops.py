@@ -122,19 +122,33 @@ def claim(conn: Conn, owner: str, now_ms: int, until_ms: int, limit: int) -> Res
         conn.execute(
             "UPDATE queue_items SET lease_owner = ?, lease_until_ms = ? WHERE id = ?", (owner, until_ms, item_id)
         )
-        row = conn.execute(f"SELECT {_ITEM_COLS}, message_id FROM queue_items WHERE id = ?", (item_id,)).fetchone()
-        item = _item(row)
-        mrow = conn.execute(f"SELECT {_MSG_COLS}, data FROM queue_messages WHERE id = ?", (row[6],)).fetchone()
-        rcpts = tuple(
-            _recipient(r)
-            for r in conn.execute(
-                f"SELECT {_RCPT_COLS} FROM queue_recipients WHERE message_id = ? AND domain = ? AND state = ? "
-                "ORDER BY id",
-                (row[6], item.domain, RecipientState.QUEUED.value),
-            )
-        )
-        claims.append(Claim(item=item, message=_message(mrow), recipients=rcpts, data=bytes(mrow[11])))
+        claims.append(_load_claim(conn, item_id))
     return claims, []
+
+
+def enqueue_claimed(conn: Conn, message: NewMessage, now_ms: int, owner: str, until_ms: int) -> Result:
+    """Enqueue with every item already leased to ``owner`` (the local runner takes it at once)."""
+    message_id = insert_message(conn, message, now_ms)
+    conn.execute(
+        "UPDATE queue_items SET lease_owner = ?, lease_until_ms = ? WHERE message_id = ?", (owner, until_ms, message_id)
+    )
+    ids = [r[0] for r in conn.execute("SELECT id FROM queue_items WHERE message_id = ? ORDER BY id", (message_id,))]
+    return [_load_claim(conn, i) for i in ids], []
+
+
+def _load_claim(conn: Conn, item_id: int) -> Claim:
+    row = conn.execute(f"SELECT {_ITEM_COLS}, message_id FROM queue_items WHERE id = ?", (item_id,)).fetchone()
+    item = _item(row)
+    mrow = conn.execute(f"SELECT {_MSG_COLS}, data FROM queue_messages WHERE id = ?", (row[6],)).fetchone()
+    rcpts = tuple(
+        _recipient(r)
+        for r in conn.execute(
+            f"SELECT {_RCPT_COLS} FROM queue_recipients WHERE message_id = ? AND domain = ? AND state = ? "
+            "ORDER BY id",
+            (row[6], item.domain, RecipientState.QUEUED.value),
+        )
+    )
+    return Claim(item=item, message=_message(mrow), recipients=rcpts, data=bytes(mrow[11]))
 
 
 def renew(conn: Conn, owner: str, item_ids: Sequence[int], until_ms: int) -> Result:
