@@ -29,6 +29,7 @@ from merpati.mime import MimeLimitError, ParsedMessage, parse_message
 from merpati.mime.text import decode_charset, decode_cte
 from merpati.storage.checks_api import MAX_TOKENS, BayesCounts, ChecksStore
 
+UNTRAINED_TTL = 5.0  # seconds an untrained account's (small) table is kept
 MAX_TEXT = 200_000  # characters of text tokenised per message
 MAX_CLUES = 150
 MIN_STRENGTH = 0.1
@@ -181,7 +182,9 @@ class BayesCheck:
         table = self._tables.get(account_id)
         if table is None:
             table = await self._store.bayes_table(account_id, limit=self._table_limit)
-            self._tables.put(account_id, table if table is not None else False)
+            trained = table is None or (table.spam_messages >= self._min_spam and table.ham_messages >= self._min_ham)
+            # an untrained account is looked at again soon: its user may be teaching it right now
+            self._tables.put(account_id, table if table is not None else False, ttl=None if trained else UNTRAINED_TTL)
         if table:
             assert isinstance(table, BayesCounts)
             return table

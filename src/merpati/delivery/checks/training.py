@@ -22,7 +22,8 @@ the other way later moves it). Anything may call it (an admin command, a future
 This works for IMAP MOVE, COPY and APPEND alike, on every node (the feed carries events
 between nodes and ``bayes_learn`` is idempotent per message), without the feed having to
 say where a message came from. The feed is per account, so the hook keeps one subscription
-per account and refreshes the account list every ``refresh`` seconds.
+per account and refreshes the account list every ``refresh`` seconds (a new account's moves
+count from then on).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ log = logging.getLogger("merpati.checks.bayes")
 MAX_LEARN_SIZE = 4 * 1024 * 1024  # larger messages are not learned (nor worth the memory)
 RESCUE_WINDOW = 5.0  # seconds between a MessageAdded in INBOX and the Junk expunge of a MOVE
 MAX_PENDING_INBOX = 1000
+ACCOUNT_REFRESH = 10.0  # seconds: a new account's moves are learned from at most this long after its creation
 
 
 class BayesTrainer:
@@ -92,7 +94,7 @@ def training_class(mailbox_role: str, verdict: str | None) -> bool | None:
 class JunkTrainingHook:
     """Subscribes to every account's changes and trains the filter in the background."""
 
-    def __init__(self, mail_store: Any, trainer: BayesTrainer, *, refresh: float = 60.0) -> None:
+    def __init__(self, mail_store: Any, trainer: BayesTrainer, *, refresh: float = ACCOUNT_REFRESH) -> None:
         self._mail = mail_store
         self._trainer = trainer
         self._refresh = refresh
