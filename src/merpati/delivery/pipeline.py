@@ -21,7 +21,7 @@ from merpati.delivery.envelope import Envelope
 from merpati.delivery.results import Verdict
 from merpati.delivery.routing import Route, Router
 from merpati.mime import MimeLimitError, MimeLimits, parse_message
-from merpati.storage.api import MailStore, StoreError
+from merpati.storage.api import MailStore, OverQuota, StoreError
 from merpati.storage.models import INBOX, Delivery, MessageEnvelope
 from merpati.storage.queue_api import NewMessage, NewRecipient
 
@@ -30,6 +30,8 @@ log = logging.getLogger("merpati.delivery")
 TOO_MANY_HOPS = results.reject("Too many hops (mail loop?)", code=554, enhanced="5.4.6")
 TOO_COMPLEX = results.reject("Message structure exceeds limits", code=554, enhanced="5.6.0")
 STORE_FAILED = results.tempfail("Error: queue file write error")
+# A recipient over its quota (RFC 3463 X.2.2): temporary, the sender retries once mail is removed.
+MAILBOX_FULL = results.tempfail("Mailbox full", code=452, enhanced="4.2.2")
 DELIVERED_LOOP = results.reject("Mail forwarding loop detected", code=554, enhanced="5.4.6")
 _RECEIVED = re.compile(rb"(?im)^received:")
 
@@ -79,6 +81,9 @@ class InboundPipeline:
             return DELIVERED_LOOP
         try:
             await self._store.deliver(deliveries)
+        except OverQuota as exc:
+            log.info("delivery of %s refused: %s", queue_id, exc)
+            return MAILBOX_FULL
         except StoreError as exc:
             log.warning("delivery of %s failed: %s", queue_id, exc)
             return STORE_FAILED
