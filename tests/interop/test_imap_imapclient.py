@@ -554,7 +554,7 @@ def test_idle_sees_smtp_delivery_flags_and_expunge(merpati) -> None:
     c.logout()
 
 
-# ---- CONDSTORE, QRESYNC, QUOTA, SORT, THREAD, ENABLE ----------------------------------------
+# ---- CONDSTORE, QRESYNC, SORT, THREAD, QUOTA ----------------------------------------
 
 
 def test_condstore_and_qresync(merpati) -> None:
@@ -586,7 +586,7 @@ def test_condstore_and_qresync(merpati) -> None:
     c.logout()
 
 
-def test_sort_thread_and_quota(merpati) -> None:
+def test_sort_and_thread(merpati) -> None:
     user = merpati.new_user("ic-ext")
     deliver(merpati, user, plain_message("banana", to=user, extra="Message-ID: <b@x.test>\r\n"))
     deliver(merpati, user, plain_message("apple", to=user, extra="Message-ID: <a@x.test>\r\n"))
@@ -603,11 +603,54 @@ def test_sort_thread_and_quota(merpati) -> None:
     assert c.thread("ORDEREDSUBJECT") == ((1,), (2, 3), (4,))
     assert c.thread("REFERENCES") == ((1,), (2, 3), (4,))
     assert c.thread("REFERENCES", ["SUBJECT", "apple"]) == ((2, 3),)
+    c.logout()
 
+
+def set_quota(merpati, user: str, **limits: int) -> None:
+    """Quota limits straight into the server's store (there is no CLI for them yet); the
+    running server reads them from the database at each check."""
+    import asyncio
+
+    from merpati.storage import open_store
+
+    async def run() -> None:
+        store = await open_store(f"sqlite:///{merpati.db_path}")
+        try:
+            account = await store.get_account(user)
+            await store.set_quota(account.id, **limits)
+        finally:
+            await store.close()
+
+    asyncio.run(run())
+
+
+def test_quota(merpati) -> None:
+    user = merpati.new_user("ic-quota")
+    c = client(merpati, user)
     roots, quotas = c.get_quota_root("INBOX")
-    assert roots.mailbox == "INBOX"
-    for quota in quotas:  # no limit configured: no roots, or roots with sane usage figures
-        assert quota.usage <= quota.limit
+    assert roots.mailbox == "INBOX" and roots.quota_roots == [] and quotas == []  # no limit: no root
+    message = plain_message("quota", "x" * 3000 + "\r\n")
+    c.append("INBOX", message)
+    c.append("Archive", message)
+    set_quota(merpati, user, bytes=10 * 1024, messages=3)
+    roots, quotas = c.get_quota_root("Archive")
+    assert roots.mailbox == "Archive" and roots.quota_roots == [""], roots
+    usage = {q.resource: (q.usage, q.limit) for q in quotas}
+    assert usage == {"STORAGE": (-(-2 * len(message) // 1024), 10), "MESSAGE": (2, 3)}, usage
+    assert {q.resource for q in c._get_quota("")} == {"STORAGE", "MESSAGE"}
+    c.append("INBOX", message)  # the third message fits both limits
+    with pytest.raises(IMAPClientError, match="OVERQUOTA"):
+        c.append("INBOX", plain_message("one too many"))
+    with pytest.raises((smtplib.SMTPRecipientsRefused, smtplib.SMTPDataError)) as refused:
+        deliver(merpati, user, "over quota\r\n", subject="over quota")  # enforced on delivery too
+    assert "4.2.2" in str(refused.value), refused.value  # 452 4.2.2 mailbox full (RFC 3463): retry later
+    c.select_folder("INBOX")
+    with pytest.raises(IMAPClientError, match="OVERQUOTA"):
+        c.copy([1], "Drafts")
+    c.delete_messages([1])
+    c.expunge()
+    c.append("INBOX", plain_message("fits again"))
+    assert {q.resource: q.usage for q in c.get_quota()}["MESSAGE"] == 3
     c.logout()
 
 
