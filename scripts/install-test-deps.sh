@@ -7,7 +7,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 ref="$here/../shared/reference"
 need=()
-for p in swaks curl isync fetchmail rspamd clamav-daemon; do
+for p in swaks libnet-ssleay-perl libio-socket-ssl-perl curl isync fetchmail rspamd clamav-daemon; do
   dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null | grep -qx installed || need+=("$p")
 done
 ref_missing=0

@@ -38,7 +38,8 @@ class ImapFactory:
         self._limits = ImapLimits(
             max_line=max(1024, config.imap.max_line),
             max_line_prelogin=max(1024, config.imap.max_line_prelogin),
-            message_size=config.limits.message_size,
+            # A literal size is at most 12 digits; a larger limit means "as large as IMAP allows".
+            message_size=min(config.limits.message_size, 10**12 - 1),
         )
         self._timeouts = ImapTimeouts(prelogin=config.imap.prelogin_timeout, idle=config.imap.idle_timeout)
 
@@ -61,7 +62,7 @@ class ImapFactory:
 
 async def start(ctx: AppContext) -> list[Stoppable]:
     config = ctx.config
-    if not ctx.main_process:
+    if not ctx.main_process or not (config.listen.imap or config.listen.imaps):
         return []
     listeners: list[Listener] = []
     plain = ImapFactory(ctx, implicit_tls=False)

@@ -231,6 +231,7 @@ def _p_append(p: Parser, uid: bool) -> c.AnyCommand:
     mbox = p.mailbox()
     messages = []
     while p.try_sp():
+        _extra_spaces(p)
         flags: tuple[str, ...] = ()
         when = None
         if p.peek() == 0x28:
@@ -263,6 +264,13 @@ def _p_append(p: Parser, uid: bool) -> c.AnyCommand:
     return c.Append(mbox, tuple(messages))
 
 
+def _extra_spaces(p: Parser) -> None:
+    """IMAPClient's MULTIAPPEND sends two spaces between messages (" " after a literal, then
+    " {n+}"); Dovecot takes it, so we do too, between APPEND messages only."""
+    while p.peek() == 0x20:
+        p.pos += 1
+
+
 def parse_append_prefix(p: Parser) -> str:
     """Check an APPEND up to the literal header that ends ``p.s`` (the message literal
     about to be read); return the mailbox. Earlier literals must be in ``p.lits``."""
@@ -275,6 +283,7 @@ def parse_append_prefix(p: Parser) -> str:
     last = len(p.lit_ends) - 1
     while True:
         p.sp()
+        _extra_spaces(p)
         if p.peek() == 0x28:
             p.flag_list()
             p.sp()
