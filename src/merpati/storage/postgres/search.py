@@ -188,7 +188,12 @@ async def _prepare(
         "EXISTS (SELECT 1 FROM messages WHERE mailbox_id = $1 AND search_id IS NULL), "
         "EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_trgm'), "
         "current_setting('lc_ctype') NOT IN ('C', 'POSIX'), "
-        "EXISTS (SELECT 1 FROM search_pending p JOIN messages m ON m.search_id = p.doc_id WHERE m.mailbox_id = $1)",
+        "EXISTS (SELECT 1 FROM search_pending p JOIN messages m ON m.search_id = p.doc_id WHERE m.mailbox_id = $1), "
+        # For this read transaction only: no JIT (compiling costs more than a search), and no
+        # sequential scans: the planner does not count detoasting the text, so it would read
+        # every document of every mailbox rather than use the trigram index (15 ms against 1 ms
+        # at 4,000 documents). Every search has an index path: mailbox, document id, trigrams.
+        "set_config('jit', 'off', true), set_config('enable_seqscan', 'off', true)",
         mailbox_id,
     )
     if not row[0]:
