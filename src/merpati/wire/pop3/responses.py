@@ -68,6 +68,8 @@ _UNSAFE_UTF8 = re.compile(r"[\x00-\x1f\x7f\x80-\x9f\u2028\u2029]")
 
 def sanitise(text: str, *, utf8: bool = False, limit: int = MAX_RESPONSE_LINE - 40) -> str:
     """``text`` safe for one response line: controls (and non-ASCII unless ``utf8``) become "?"."""
+    if len(text) <= limit and text.isascii() and text.isprintable():
+        return text  # the usual case ("1234 octets"): nothing to replace
     text = text[:limit]
     text = (_UNSAFE_UTF8 if utf8 else _UNSAFE_ASCII).sub("?", text)
     while len(text.encode("utf-8")) > limit:
