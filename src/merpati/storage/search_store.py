@@ -86,7 +86,10 @@ class SearchMethods:
 
     async def index_pending(self, *, max_batches: int | None = None) -> int:
         """Move pending full text into the index (every pending document of the database, or
-        ``max_batches`` transactions' worth); returns how many documents were moved."""
+        ``max_batches`` transactions' worth); returns how many documents were moved here.
+        Without ``max_batches`` it also waits for this store's background indexer, whose
+        in-flight documents the loop skipped (PostgreSQL: SKIP LOCKED); another node's
+        in-flight documents are left to that node."""
         moved = batches = 0
         while max_batches is None or batches < max_batches:
             n = await self._write(self._search_ops.index_pending, INDEX_BATCH_DOCS, INDEX_BATCH_CHARS)
@@ -94,6 +97,9 @@ class SearchMethods:
                 break
             moved += n
             batches += 1
+        task = self._search_indexer
+        if max_batches is None and task is not None and not task.done() and task is not asyncio.current_task():
+            await asyncio.shield(task)
         return moved
 
     async def pending_documents(self) -> int:
