@@ -54,8 +54,9 @@ def test_init_writes_a_loadable_config_with_every_contract_key(tmp_path: Path, c
     out = capsys.readouterr().out
     raw = tomllib.loads(path.read_text())
     assert set(raw) >= {"hostname", "data_dir", "listen", "storage", "tls", "auth", "limits"}
-    assert raw["listen"] == {"smtp": ["127.0.0.1:2525"], "submission": [], "submissions": [], "imap": [],
-                             "imaps": [], "pop3": [], "pop3s": []}
+    assert raw["listen"] == {"smtp": ["127.0.0.1:2525"], "submission": ["127.0.0.1:5870"],
+                             "submissions": ["127.0.0.1:4650"], "imap": ["127.0.0.1:1430"],
+                             "imaps": ["127.0.0.1:9930"], "pop3": ["127.0.0.1:1100"], "pop3s": ["127.0.0.1:9950"]}
     assert raw["auth"] == {"loopback_is_secure": True}
     assert raw["limits"]["message_size"] == 52428800
     config = load_config(path)
@@ -277,10 +278,17 @@ def test_console_script_serve_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
         pytest.skip(f"{MERPATI} is not installed")
     path = tmp_path / "merpati.toml"
     assert main(["-c", str(path), "init", "--domain", "example.test"]) == 0
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    path.write_text(path.read_text().replace("127.0.0.1:2525", f"127.0.0.1:{port}"))
+    text = path.read_text()
+    for fixed in ("2525", "5870", "4650", "1430", "9930", "1100", "9950"):  # every listener on a free port
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        text = text.replace(f"127.0.0.1:{fixed}", f"127.0.0.1:{port}")
+        if fixed == "2525":
+            smtp_port = port
+    # no DNS leaves loopback: a dead loopback nameserver
+    path.write_text(text + '\n[dns]\nnameservers = ["127.0.0.1:9"]\ntimeout = 1.0\n')
+    port = smtp_port
     proc = subprocess.Popen([str(MERPATI), "-c", str(path), "serve"], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     try:

@@ -118,14 +118,15 @@ hostname = {_q(hostname)}
 data_dir = {_q(data_dir)}
 
 [listen]
-# Each a list of "host:port"; an empty list disables that listener.
-smtp = ["127.0.0.1:2525"]
-submission = []
-submissions = []
-imap = []
-imaps = []
-pop3 = []
-pop3s = []
+# Each a list of "host:port"; an empty list disables that listener. High ports on localhost, so
+# no root is needed; a production server listens on 25, 587, 465, 143, 993, 110 and 995.
+smtp = ["127.0.0.1:2525"]          # MX
+submission = ["127.0.0.1:5870"]    # STARTTLS, then AUTH
+submissions = ["127.0.0.1:4650"]   # implicit TLS
+imap = ["127.0.0.1:1430"]
+imaps = ["127.0.0.1:9930"]
+pop3 = ["127.0.0.1:1100"]
+pop3s = ["127.0.0.1:9950"]
 
 [storage]
 url = {_q(storage_url)}
