@@ -3,8 +3,10 @@
 authoritative DNS server on 127.0.0.1 serving MX, A, PTR, SPF, DKIM and DMARC for both.
 
 * alice@a.test submits to A (587, STARTTLS, AUTH; smtplib and swaks); A looks up b.test's MX,
-  delivers to B over STARTTLS, DKIM-signed; B files it for bob; bob replies; alice gets it.
-* mail to an unknown user at b.test: A gets the 550 and alice finds a DSN in her INBOX;
+  delivers to B over STARTTLS, DKIM-signed; B files it for bob; bob reads it with imaplib
+  (STARTTLS) and with poplib (STLS), sees spf/dkim/dmarc=pass in what he reads, and replies
+  through submission; alice reads the reply over IMAP.
+* mail to an unknown user at b.test: A gets the 550 and alice reads a DSN in her INBOX (IMAP);
 * B is down: the message stays queued with the error recorded, retries follow the schedule,
   and it is delivered once B is back;
 * an alias at b.test with a remote target: B forwards through its queue (A still sees
@@ -19,6 +21,8 @@ Port 25 on 127.0.0.2/127.0.0.3 needs root (as CI runs); everything stays on loop
 from __future__ import annotations
 
 import email
+import imaplib
+import poplib
 import re
 import smtplib
 import ssl
@@ -74,7 +78,7 @@ def world(tmp_path_factory: pytest.TempPathFactory):
     try:
         for name, ip in (("a", A_IP), ("b", B_IP)):
             server = MerpatiServer(
-                root / name, host=ip, port=25, hostname=f"mx.{name}.test", listeners=("submission",),
+                root / name, host=ip, port=25, hostname=f"mx.{name}.test", listeners=("submission", "imap", "pop3"),
                 dns=dns.nameserver, extra_config=queue_config(ip),
                 extra_smtp={"workers": 1, "max_received": 30},  # one process: enqueues wake the runner at once
             )
@@ -123,6 +127,65 @@ def wait_for(server: MerpatiServer, user: str, count: int, timeout: float = 60.0
         time.sleep(0.5)
 
 
+def imap_login(server: MerpatiServer, user: str) -> imaplib.IMAP4:
+    """imaplib over STARTTLS, as a mail client would (LOGIN only after TLS)."""
+    imap = imaplib.IMAP4(server.host, server.ports["imap"], timeout=30)
+    imap.starttls(ssl_context=insecure())
+    typ, _ = imap.login(user, PASSWORD)
+    assert typ == "OK"
+    return imap
+
+
+def imap_messages(server: MerpatiServer, user: str, mailbox: str = "INBOX") -> list[bytes]:
+    """Every message of ``mailbox``, read over IMAP (UID FETCH BODY.PEEK[]), in UID order."""
+    imap = imap_login(server, user)
+    try:
+        typ, _ = imap.select(mailbox, readonly=True)
+        assert typ == "OK", mailbox
+        typ, data = imap.uid("SEARCH", "ALL")
+        assert typ == "OK"
+        uids = data[0].split()
+        if not uids:
+            return []
+        typ, data = imap.uid("FETCH", b",".join(uids).decode(), "(UID BODY.PEEK[])")
+        assert typ == "OK"
+        found = []
+        for item in data:
+            if isinstance(item, tuple):
+                uid = int(re.search(rb"UID (\d+)", item[0]).group(1))
+                found.append((uid, item[1]))
+        return [body for _, body in sorted(found)]
+    finally:
+        imap.logout()
+
+
+def imap_wait(server: MerpatiServer, user: str, predicate, timeout: float = 60.0, mailbox: str = "INBOX") -> list[bytes]:
+    """The messages of ``mailbox`` (over IMAP) that satisfy ``predicate``, polled until one does."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = [m for m in imap_messages(server, user, mailbox) if predicate(m)]
+        if found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.5)
+
+
+def pop3_messages(server: MerpatiServer, user: str) -> list[bytes]:
+    """Every message of the maildrop, read with poplib after STLS (RETR, nothing deleted)."""
+    pop = poplib.POP3(server.host, server.ports["pop3"], timeout=30)
+    try:
+        pop.stls(context=insecure())
+        pop.user(user)
+        assert pop.pass_(PASSWORD).startswith(b"+OK")
+        count, _ = pop.stat()
+        messages = []
+        for number in range(1, count + 1):
+            _, lines, _ = pop.retr(number)
+            messages.append(b"\r\n".join(lines) + b"\r\n")
+        return messages
+    finally:
+        pop.quit()
+
+
 def note(subject: str, sender: str, to: str) -> str:
     return f"From: {sender}\r\nTo: {to}\r\nSubject: {subject}\r\n\r\nHello from {sender}.\r\n"
 
@@ -132,11 +195,7 @@ def auth_results(message: bytes) -> str:
     return " ".join(parsed.get_all("Authentication-Results") or [])
 
 
-def test_submit_deliver_over_mx_and_reply(world) -> None:
-    _, a, b = world
-    submit(a, "alice@a.test", ["bob@b.test"], note("first", "Alice <alice@a.test>", "bob@b.test"))
-    (got,) = wait_for(b, "bob@b.test", 1)
-    assert b"Subject: first" in got
+def check_received_from_a(got: bytes) -> None:
     assert b"DKIM-Signature:" in got and b"d=a.test" in got
     assert re.search(rb"Received: from mx\.a\.test \(.*\[127\.0\.0\.2\]\)", got), got[:600]
     assert b"with ESMTPS" in got  # A used STARTTLS towards B's MX
@@ -144,10 +203,33 @@ def test_submit_deliver_over_mx_and_reply(world) -> None:
     assert "mx.b.test" in results
     for verdict in ("spf=pass", "dkim=pass", "dmarc=pass"):
         assert verdict in results, results
-    # bob replies
-    submit(b, "bob@b.test", ["alice@a.test"], note("Re: first", "bob@b.test", "alice@a.test"))
-    replies = [m for m in wait_for(a, "alice@a.test", 1) if b"Subject: Re: first" in m]
-    assert replies and "dkim=pass" in auth_results(replies[0]) and "dmarc=pass" in auth_results(replies[0])
+
+
+def test_submit_deliver_over_mx_and_reply(world) -> None:
+    _, a, b = world
+    submit(a, "alice@a.test", ["bob@b.test"], note("first", "Alice <alice@a.test>", "bob@b.test"))
+    # bob reads it with imaplib (STARTTLS, LOGIN)
+    (got,) = imap_wait(b, "bob@b.test", lambda m: b"Subject: first" in m)
+    check_received_from_a(got)
+    # ... and with poplib (STLS, USER/PASS, RETR): the same message, byte for byte
+    popped = [m for m in pop3_messages(b, "bob@b.test") if b"Subject: first" in m]
+    assert popped == [got]
+    check_received_from_a(popped[0])
+    # bob replies through submission; alice reads the reply over IMAP
+    original = email.message_from_bytes(got, policy=email_policy.compat32)
+    reply = (
+        "From: bob@b.test\r\nTo: alice@a.test\r\nSubject: Re: first\r\n"
+        f"In-Reply-To: {original['Message-ID']}\r\nReferences: {original['Message-ID']}\r\n"
+        "\r\nHello from bob@b.test.\r\n"
+    )
+    assert original["Message-ID"]  # submission added one
+    submit(b, "bob@b.test", ["alice@a.test"], reply)
+    (answer,) = imap_wait(a, "alice@a.test", lambda m: b"Subject: Re: first" in m)
+    results = auth_results(answer)
+    assert "mx.a.test" in results
+    for verdict in ("spf=pass", "dkim=pass", "dmarc=pass"):
+        assert verdict in results, results
+    assert original["Message-ID"].encode() in answer
 
 
 def test_swaks_submission(world) -> None:
@@ -175,11 +257,7 @@ def wait_for_subject(server: MerpatiServer, user: str, subject: bytes, timeout: 
 def test_unknown_remote_user_bounces_to_the_sender(world) -> None:
     _, a, _ = world
     submit(a, "alice@a.test", ["nobody@b.test"], note("to-nobody", "alice@a.test", "nobody@b.test"))
-    deadline = time.monotonic() + 60
-    dsns: list[bytes] = []
-    while not dsns and time.monotonic() < deadline:
-        dsns = [m for m in a.export("alice@a.test") if b"multipart/report" in m and b"to-nobody" in m]
-        time.sleep(0.5)
+    dsns = imap_wait(a, "alice@a.test", lambda m: b"multipart/report" in m and b"to-nobody" in m)
     assert dsns, a.log_tail()
     report = email.message_from_bytes(dsns[0], policy=email_policy.default)
     blocks = report.get_payload()[1].get_payload()
