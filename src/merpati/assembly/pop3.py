@@ -13,7 +13,9 @@ LISTENERS: tuple[str, ...] = ("pop3", "pop3s")
 
 
 def build_service(ctx: AppContext) -> Pop3Service:
-    settings = Pop3Settings(retr_marks_seen=ctx.config.pop3.retr_marks_seen)
+    settings = Pop3Settings(
+        retr_marks_seen=ctx.config.pop3.retr_marks_seen, login_delay=float(ctx.config.pop3.login_delay)
+    )
     return Pop3Service(ctx.store, ctx.authenticator, settings)
 
 
@@ -23,6 +25,8 @@ async def start(ctx: AppContext) -> list[Stoppable]:
         return []
     if config.listen.pop3s and ctx.tls is None:
         raise ConfigError("listen.pop3s: implicit TLS needs a certificate ([tls] cert and key)")
+    if config.pop3.login_delay < 0:
+        raise ConfigError("pop3.login_delay: expected 0 or a positive number of seconds")
     if config.pop3.idle_timeout <= 0:
         raise ConfigError("pop3.idle_timeout: expected a positive number of seconds")
     service = build_service(ctx)
@@ -33,7 +37,8 @@ async def start(ctx: AppContext) -> list[Stoppable]:
         if not addresses:
             continue
         factory = Pop3Factory(
-            service, ctx.authenticator, tls_context=ctx.tls, implicit_tls=implicit, timeouts=timeouts
+            service, ctx.authenticator, tls_context=ctx.tls, implicit_tls=implicit, timeouts=timeouts,
+            login_delay=config.pop3.login_delay,
         )
         listener = Listener(
             name, addresses, factory, refuse=factory.refuse,

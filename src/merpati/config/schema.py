@@ -63,6 +63,7 @@ class ImapConfig:
 class Pop3Config:
     retr_marks_seen: bool = False
     idle_timeout: float = 600.0  # RFC 1939 §3: at least 10 minutes
+    login_delay: int = 0  # seconds between two logins of one account (RFC 2449 LOGIN-DELAY); 0: none
     max_connections: int = 1000
     max_connections_per_ip: int = 50
 
