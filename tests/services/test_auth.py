@@ -122,3 +122,24 @@ def test_sasl_plain_and_login() -> None:
     for bad in (b"***", b"QQ", b"A" * 10000):
         with pytest.raises(sasl.SaslError):
             sasl.decode_base64(bad)
+
+
+def test_concurrent_logins_share_one_verification(env) -> None:
+    async def go():
+        store = await env()
+
+        async def sleep(d):
+            pass
+
+        auth = Authenticator(store, AuthSettings(failure_delay=0.5), sleep=sleep)
+        results = await asyncio.gather(*(auth.authenticate("ann@a.test", "right") for _ in range(5)))
+        assert all(a is not None and a.address == "ann@a.test" for a in results)
+        assert auth.stats["verified"] == 1
+        wrong = await asyncio.gather(*(auth.authenticate("ann@a.test", "wrong") for _ in range(3)))
+        assert wrong == [None, None, None]  # each still fails (and gets its delay)
+        assert auth.stats["verified"] == 2 and auth.stats["failures"] == 3
+        assert await auth.authenticate("ann@a.test", "right") is not None
+        assert auth.stats["cache_hits"] == 1 and not auth._verifying
+        await store.close()
+
+    run(go())

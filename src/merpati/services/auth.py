@@ -9,7 +9,8 @@
   hash is still the one we verified against, so a password change (on any node: we compare with
   the hash read from the store on every login) drops the entry. Wrong passwords are never cached
   as right; the process key never leaves memory, so the cache holds nothing that can be brute-forced
-  offline.
+  offline. Concurrent logins with the same credentials share one verification (a client opening
+  ten connections at once costs one argon2 verify, not ten).
 - **Failure delay**: each recent failure of the same remote IP or the same username doubles the
   delay before the failure is answered (from ``failure_delay`` up to ``max_failure_delay``);
   failures older than ``failure_window`` are forgotten. The sleep happens before the answer, so a
@@ -108,6 +109,7 @@ class Authenticator:
         self._sleep = sleep
         self._key = os.urandom(32)
         self._cache: OrderedDict[bytes, _CacheEntry] = OrderedDict()
+        self._verifying: dict[tuple[bytes, str], asyncio.Future[bool]] = {}  # verifications in flight
         self._failures = _Failures(self.settings.failure_window, clock)
         self.stats = {"verified": 0, "cache_hits": 0, "failures": 0}
 
@@ -177,8 +179,7 @@ class Authenticator:
                 self.stats["cache_hits"] += 1
                 return account
             del self._cache[key]
-        ok = await asyncio.to_thread(verify_password, account.password_hash, password)
-        self.stats["verified"] += 1
+        ok = await self._verify(key, account.password_hash, password)
         if not ok:
             return None
         if self.settings.cache_ttl > 0 and self.settings.cache_size > 0:
@@ -186,6 +187,17 @@ class Authenticator:
             while len(self._cache) > self.settings.cache_size:
                 self._cache.popitem(last=False)
         return account
+
+    async def _verify(self, key: bytes, password_hash: str, password: str) -> bool:
+        """One argon2 verify per (credentials, stored hash) at a time; concurrent callers share it."""
+        flight = (key, password_hash)
+        running = self._verifying.get(flight)
+        if running is None:
+            running = asyncio.ensure_future(asyncio.to_thread(verify_password, password_hash, password))
+            self._verifying[flight] = running
+            self.stats["verified"] += 1
+            running.add_done_callback(lambda _: self._verifying.pop(flight, None))
+        return await asyncio.shield(running)  # a cancelled caller does not cancel the others'
 
     def _cache_key(self, account_id: int, password: str) -> bytes:
         msg = account_id.to_bytes(8, "big") + password.encode("utf-8", "surrogatepass")
