@@ -306,9 +306,26 @@ class MailStore(Protocol):
         ...
 
     async def store_flags(
-        self, mailbox_id: int, uids: Sequence[int], flags: frozenset[str], *, mode: FlagMode
+        self,
+        mailbox_id: int,
+        uids: Sequence[int],
+        flags: frozenset[str],
+        *,
+        mode: FlagMode,
+        unchangedsince: int | None = None,
     ) -> list[MessageMeta]:
-        """Change flags; every message whose flags changed gets a new MODSEQ. Returns the changed ones."""
+        """Change flags; every message whose flags changed gets a new MODSEQ. Returns the changed ones.
+        ``unchangedsince``: as ``store_flags_conditional``, without telling which messages failed."""
+        ...
+
+    async def store_flags_conditional(
+        self, mailbox_id: int, uids: Sequence[int], flags: frozenset[str], *, mode: FlagMode, unchangedsince: int
+    ) -> tuple[list[MessageMeta], list[int]]:
+        """CONDSTORE's STORE (UNCHANGEDSINCE n), RFC 7162 §3.1.3: in one transaction, change the
+        flags of the messages of ``uids`` whose MODSEQ is <= ``unchangedsince`` and leave the
+        others alone. Returns (the changed messages, as ``store_flags``; the UIDs that failed
+        the condition, ascending). A concurrent change between a client's read and this call
+        makes the message fail instead of being overwritten. NotFound for a missing mailbox."""
         ...
 
     async def copy_messages(

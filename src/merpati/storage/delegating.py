@@ -197,11 +197,25 @@ class OpsBackedStore(SearchMethods):  # search, sort, thread, thread_data: searc
         return common.envelope_from_text(await self._read(self._ops.read_blob, mailbox_id, uid, "envelope"))
 
     async def store_flags(
-        self, mailbox_id: int, uids: Sequence[int], flags: frozenset[str], *, mode: FlagMode
+        self, mailbox_id: int, uids: Sequence[int], flags: frozenset[str], *, mode: FlagMode,
+        unchangedsince: int | None = None,
     ) -> list[MessageMeta]:
+        if unchangedsince is not None:
+            changed, _failed = await self.store_flags_conditional(
+                mailbox_id, uids, flags, mode=mode, unchangedsince=unchangedsince
+            )
+            return changed
         clean, norm = common.clean_uids(uids), common.normalize_flags(flags)
         mode = FlagMode(mode)
         return await self._write(self._ops.store_flags, mailbox_id, clean, norm, mode)  # type: ignore[no-any-return]
+
+    async def store_flags_conditional(
+        self, mailbox_id: int, uids: Sequence[int], flags: frozenset[str], *, mode: FlagMode, unchangedsince: int
+    ) -> tuple[list[MessageMeta], list[int]]:
+        clean, norm = common.clean_uids(uids), common.normalize_flags(flags)
+        mode, limit = FlagMode(mode), common.clean_modseq(unchangedsince)
+        changed, failed = await self._write(self._op("store_flags_conditional"), mailbox_id, clean, norm, mode, limit)
+        return changed, failed
 
     async def expunge(self, mailbox_id: int, uids: Sequence[int]) -> list[int]:
         return await self._write(self._ops.expunge, mailbox_id, common.clean_uids(uids))  # type: ignore[no-any-return]

@@ -217,6 +217,24 @@ async def store_flags(conn: Conn, mailbox_id: int, uids: list[int], flags: froze
     return out, flag_events(mb.account_id, mailbox_id, modseq, [(m.uid, m.flags) for m in out])
 
 
+async def store_flags_conditional(
+    conn: Conn, mailbox_id: int, uids: list[int], flags: frozenset[str], mode: FlagMode, unchangedsince: int
+) -> Result:
+    """STORE (UNCHANGEDSINCE n), RFC 7162 §3.1.3, in one transaction: the mailbox row is locked
+    first (every MODSEQ change of its messages takes that lock), then messages whose MODSEQ is
+    above ``unchangedsince`` are left alone and returned as failed; the rest go through
+    store_flags. Result: ((changed metas, failed uids ascending), changes)."""
+    await mailbox_by_id(conn, mailbox_id, lock=True)
+    rows = await conn.fetch(
+        "SELECT uid FROM messages WHERE mailbox_id = $1 AND uid = ANY($2::bigint[]) AND modseq > $3 ORDER BY uid",
+        mailbox_id, uids, unchangedsince,
+    )
+    failed = [r[0] for r in rows]
+    gone = set(failed)
+    out, events = await store_flags(conn, mailbox_id, [u for u in uids if u not in gone], flags, mode)
+    return (out, failed), events
+
+
 async def _record_expunge(conn: Conn, mb: Mailbox, removed: list[int], freed: int) -> list[Change]:
     """One new MODSEQ for the removal of ``removed`` (ascending, ``freed`` bytes in all),
     recorded for QRESYNC."""

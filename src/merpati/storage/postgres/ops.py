@@ -38,6 +38,7 @@ from merpati.storage.postgres.messages import (  # noqa: F401  (the store's name
     read_blob,
     read_blobs,
     store_flags,
+    store_flags_conditional,
 )
 from merpati.storage.postgres.rows import ACCOUNT_COLS as _ACCOUNT_COLS
 from merpati.storage.postgres.rows import MAILBOX_COLS as _MAILBOX_COLS

@@ -215,6 +215,20 @@ def store_flags(conn: Conn, mailbox_id: int, uids: list[int], flags: frozenset[s
     return out, flag_events(mb.account_id, mailbox_id, modseq, [(m.uid, m.flags) for m in out])
 
 
+def store_flags_conditional(
+    conn: Conn, mailbox_id: int, uids: list[int], flags: frozenset[str], mode: FlagMode, unchangedsince: int
+) -> Result:
+    """STORE (UNCHANGEDSINCE n), RFC 7162 §3.1.3, in one write transaction (BEGIN IMMEDIATE:
+    nobody changes a MODSEQ between the check and the change): messages whose MODSEQ is above
+    ``unchangedsince`` are left alone and returned as failed; the rest go through store_flags.
+    Result: ((changed metas, failed uids ascending), changes)."""
+    mailbox_by_id(conn, mailbox_id)
+    failed = [r[0] for r in _select_uids(conn, mailbox_id, uids, "uid, modseq") if r[1] > unchangedsince]
+    gone = set(failed)
+    out, events = store_flags(conn, mailbox_id, [u for u in uids if u not in gone], flags, mode)
+    return (out, failed), events
+
+
 def _record_expunge(conn: Conn, mb: Mailbox, removed: list[int], freed: int) -> tuple[int, list[Change]]:
     """Take one new MODSEQ for the removal of ``removed`` (ascending, ``freed`` bytes in all)
     and record it (QRESYNC)."""

@@ -36,6 +36,7 @@ from merpati.storage.sqlite.messages import (  # noqa: F401  (the store's namesp
     read_blob,
     read_blobs,
     store_flags,
+    store_flags_conditional,
 )
 from merpati.storage.sqlite.rows import ACCOUNT_COLS as _ACCOUNT_COLS
 from merpati.storage.sqlite.rows import MAILBOX_COLS as _MAILBOX_COLS
