@@ -42,6 +42,7 @@ REPO = Path(__file__).resolve().parents[1]
 REF = REPO.parent / "shared" / "reference"
 sys.path.insert(0, str(REPO / "tests"))
 
+import support.merpati_server as merpati_server  # noqa: E402
 from support.dns_server import DnsServer  # noqa: E402
 from support.merpati_server import PASSWORD, MerpatiServer  # noqa: E402
 from support.net import free_port  # noqa: E402
@@ -134,6 +135,27 @@ def wait_until(done, timeout: float) -> bool:
     return False
 
 
+def tree_cpu(pid: int) -> float:
+    """User+system CPU seconds of a process and its live descendants, with their reaped children
+    (Linux /proc: utime, stime, cutime, cstime)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total, todo, seen = 0.0, [pid], set()
+    while todo:
+        p = todo.pop()
+        if p in seen:
+            continue
+        seen.add(p)
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += sum(int(f) for f in fields[11:15]) / tick
+            for task in Path(f"/proc/{p}/task").iterdir():
+                kids = (task / "children").read_text().split()
+                todo.extend(int(k) for k in kids)
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
+
+
 def run_merpati(root: Path, dns: DnsServer, args: argparse.Namespace) -> float:
     server = MerpatiServer(
         root / "merpati", host=MERPATI_HOST, hostname="mx.merpati.test", listeners=("submission",),
@@ -146,9 +168,14 @@ def run_merpati(root: Path, dns: DnsServer, args: argparse.Namespace) -> float:
     server.add_domain("merpati.test")
     server.add_user(USER)
     server.cli("dkim", "generate", "merpati.test", "--selector", "bench")
+    if args.profile:  # the main process (submission, queue runner) under cProfile
+        merpati_server.merpati_command = lambda: [sys.executable, "-m", "cProfile", "-o", args.profile,
+                                                  "-m", "merpati.cli.main"]
     server.start()
     try:
         wait_for_port(MERPATI_HOST, server.ports["submission"])
+        assert server.proc is not None
+        cpu0 = tree_cpu(server.proc.pid)
         start = time.perf_counter()
         sent = asyncio.run(load(MERPATI_HOST, server.ports["submission"], args.messages, args.connections,
                                 args.recipients, args.size, auth=True))
@@ -156,7 +183,9 @@ def run_merpati(root: Path, dns: DnsServer, args: argparse.Namespace) -> float:
         if not wait_until(lambda: merpati_pending(server.db_path) == 0, args.timeout):
             raise SystemExit("merpati: the queue did not empty in time\n" + server.log_tail())
         elapsed = time.perf_counter() - start
-        print(f"merpati: {sent} messages submitted in {submitted - start:.2f}s, all at the sink after {elapsed:.2f}s")
+        cpu = tree_cpu(server.proc.pid) - cpu0
+        print(f"merpati: {sent} messages submitted in {submitted - start:.2f}s, all at the sink after {elapsed:.2f}s; "
+              f"server CPU {cpu:.2f}s ({cpu / max(1, sent) * 1000:.2f} ms/message)")
         return sent / elapsed
     finally:
         server.stop()
@@ -166,21 +195,25 @@ def run_postfix(root: Path, args: argparse.Namespace) -> float:
     folder = root / "postfix"
     folder.mkdir()
     port = free_port(POSTFIX_HOST)
-    subprocess.run([str(REF / "postfix.sh"), "start", str(folder), "--listen", f"{POSTFIX_HOST}:{port}",
-                    "--domain", "perflab.test", "--relay-domain", RELAY_DOMAIN, "--relay-to", f"{SINK_HOST}:25",
-                    "--clean"], check=True, capture_output=True)
+    started = subprocess.run([str(REF / "postfix.sh"), "start", str(folder), "--listen", f"{POSTFIX_HOST}:{port}",
+                              "--domain", "perflab.test", "--relay-domain", RELAY_DOMAIN, "--relay-to", f"{SINK_HOST}:25",
+                              "--clean"], check=True, capture_output=True, text=True)
+    master = int(started.stdout.split("pid=", 1)[1].split()[0])
     try:
         def queued() -> int:
             out = subprocess.run([str(REF / "postfix.sh"), "queue", str(folder)], capture_output=True, text=True)
             return int(out.stdout.strip() or 0)
 
+        cpu0 = tree_cpu(master)
         start = time.perf_counter()
         sent = asyncio.run(load(POSTFIX_HOST, port, args.messages, args.connections, args.recipients, args.size, auth=False))
         submitted = time.perf_counter()
         if not wait_until(lambda: queued() == 0, args.timeout):
             raise SystemExit("postfix: the queue did not empty in time")
         elapsed = time.perf_counter() - start
-        print(f"postfix: {sent} messages submitted in {submitted - start:.2f}s, all at the sink after {elapsed:.2f}s")
+        cpu = tree_cpu(master) - cpu0
+        print(f"postfix: {sent} messages submitted in {submitted - start:.2f}s, all at the sink after {elapsed:.2f}s; "
+              f"server CPU {cpu:.2f}s ({cpu / max(1, sent) * 1000:.2f} ms/message)")
         return sent / elapsed
     finally:
         subprocess.run([str(REF / "postfix.sh"), "stop", str(folder)], capture_output=True)
@@ -212,6 +245,7 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=600)
     parser.add_argument("--merpati-only", action="store_true")
     parser.add_argument("--postfix-only", action="store_true")
+    parser.add_argument("--profile", metavar="FILE", help="cProfile Merpati's main process into FILE (pstats)")
     args = parser.parse_args()
     if os.geteuid() != 0:
         print("needs root: port 25 and Postfix", file=sys.stderr)
