@@ -31,6 +31,7 @@ class ImapFactory:
                 tls_available=ctx.tls is not None,
                 message_size=config.limits.message_size,
                 max_user_connections_per_ip=config.imap.max_user_connections_per_ip,
+                literal_plus=config.imap.literal_plus,
             ),
         )
         self._tls = ctx.tls
@@ -49,7 +50,7 @@ class ImapFactory:
         return self
 
     def __call__(self, channel: ByteChannel) -> ImapConnection:
-        engine = ImapServer(limits=self._limits, literal_plus=True)
+        engine = ImapServer(limits=self._limits, literal_plus=self._ctx.settings.literal_plus)
         session = ImapSession(self._ctx, remote_ip=peer_ip(channel), tls=self._implicit)
         return ImapConnection(channel, engine=engine, session=session, timeouts=self._timeouts, tls_context=self._tls)
 

@@ -57,6 +57,7 @@ class ImapConfig:
     max_connections: int = 10_000
     max_connections_per_ip: int = 100
     max_user_connections_per_ip: int = 10  # Dovecot mail_max_userip_connections
+    literal_plus: bool = True  # false: advertise LITERAL- and refuse {n+} over 4096 octets (RFC 7888)
 
 
 @dataclass(frozen=True)

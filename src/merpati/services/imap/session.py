@@ -91,6 +91,9 @@ class ImapSettings:
     max_user_connections_per_ip: int = 10
     fetch_chunk: int = 256  # messages per bulk store read in FETCH
     fetch_chunk_bytes: int = 8 * 1024 * 1024
+    # RFC 7888: LITERAL+ (non-synchronizing literals of any size) or, when False, LITERAL-
+    # (at most 4096 octets; a larger {n+} is refused). The engine must be built to match.
+    literal_plus: bool = True
 
 
 class ConnectionCounter:
@@ -177,6 +180,8 @@ class ImapSession:
         s = self.ctx.settings
         if self.state is State.NOT_AUTHENTICATED:
             caps = list(PRELOGIN_CAPABILITIES)
+            if not s.literal_plus:
+                caps[caps.index("LITERAL+")] = "LITERAL-"
             if s.tls_available and not self.tls:
                 caps.append("STARTTLS")
             if self.secure:
@@ -185,6 +190,8 @@ class ImapSession:
                 caps.append("LOGINDISABLED")
             return caps
         caps = list(BASE_CAPABILITIES)
+        if not s.literal_plus:
+            caps[caps.index("LITERAL+")] = "LITERAL-"
         caps.append(f"APPENDLIMIT={s.message_size}")
         if not self.compressed:
             caps.append("COMPRESS=DEFLATE")
