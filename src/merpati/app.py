@@ -37,8 +37,10 @@ from merpati.wire.smtp import BareLineEndings, Reply, SmtpLimits, SmtpServer
 
 log = logging.getLogger("merpati")
 
-# The parts beside the MX, started in this order (stopped in reverse) by the main process only.
+# The parts beside the MX, started in this order (stopped in reverse) by the main process;
+# SMTP worker processes start WORKER_PARTS too (submission and a queue runner of their own).
 PARTS = (queue_part, submission_part, imap_part, pop3_part)
+WORKER_PARTS = (queue_part, submission_part)
 IMPLEMENTED_LISTENERS = ("smtp",) + tuple(name for part in PARTS for name in part.LISTENERS)
 ALL_LISTENERS = ("smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s")
 SHUTDOWN_GRACE = 30.0
@@ -171,13 +173,14 @@ async def run(
             ))
         for listener in listeners:
             await listener.start()
+        ctx = AppContext(
+            config=config, store=store, tls=tls, router=router, pipeline=pipeline,
+            authenticator=Authenticator(store, AuthSettings.from_config(config.auth)),
+            main_process=smtp_worker is None, processes=workers, worker=smtp_worker,
+        )
+        for part in PARTS if smtp_worker is None else WORKER_PARTS:
+            started.extend(await part.start(ctx))
         if smtp_worker is None:
-            ctx = AppContext(
-                config=config, store=store, tls=tls, router=router, pipeline=pipeline,
-                authenticator=Authenticator(store, AuthSettings.from_config(config.auth)),
-            )
-            for part in PARTS:
-                started.extend(await part.start(ctx))
             started.extend(await checks.start_background(store))  # Bayes training, greylist expiry
         if smtp_worker is None and workers > 1:
             assert config.source is not None

@@ -28,3 +28,5 @@ class AppContext:
     router: Router
     pipeline: InboundPipeline
     main_process: bool = True  # False in an SMTP worker process (it serves only the MX listeners)
+    processes: int = 1  # processes serving SMTP (the main one and its workers): >1 binds with SO_REUSEPORT
+    worker: int | None = None  # the index of this SMTP worker process (None: the main process)

@@ -1,10 +1,14 @@
 """Wiring of the outbound queue: a DNS resolver from ``[dns]``, the runner from ``[queue]``
-and ``[relay]``, local filing through the inbound pipeline. The runner is a background
-service of the main process; ``store.queue.on_enqueue`` wakes it after a local enqueue."""
+and ``[relay]``, local filing through the inbound pipeline. Every SMTP process (the main one
+and each ``--smtp-worker``) runs a runner of its own, so mail submitted in a process is
+delivered by that process (handed over already leased, no claim round); the processes share
+``[queue] concurrency`` and claim from the same queue like nodes do (leases, fencing).
+``store.queue.on_enqueue`` wakes the runner after a local enqueue."""
 
 from __future__ import annotations
 
 import logging
+import math
 import socket
 import time
 from collections.abc import Callable
@@ -53,6 +57,7 @@ def build_runner(
     ctx: AppContext, *, dns: Resolver | None = None, clock: Callable[[], float] = time.time
 ) -> QueueRunner:
     config = ctx.config
+    processes = max(1, ctx.processes)
     check_config(config)
     relay = Relay(config.relay.host, config.relay.port) if config.relay.host else None
     client = ClientSettings(
@@ -64,7 +69,7 @@ def build_runner(
     )
     settings = RunnerSettings(
         hostname=config.hostname,
-        concurrency=config.queue.concurrency,
+        concurrency=max(1, math.ceil(config.queue.concurrency / processes)),
         port=config.queue.port,
         connect_timeout=config.queue.connect_timeout,
         relay=relay,
@@ -79,20 +84,20 @@ def build_runner(
         local=PipelineLocalDelivery(ctx.router, ctx.pipeline, hostname=config.hostname),
         clock=clock,
         signers=DkimSigners(ctx.store.queue),  # type: ignore[attr-defined]
-        owner=node_owner(config),
+        owner=node_owner(config, ctx.worker),
     )
 
 
-def node_owner(config: Config) -> str:
+def node_owner(config: Config, worker: int | None = None) -> str:
     """A lease owner id that is the same after a restart of this node (same host, same data
-    folder), so the restarted runner takes back what the dead one held at once. Two live
-    processes must never share a data folder (they would also share the SQLite file)."""
-    return f"{socket.gethostname()}:{config.data_dir.resolve()}"
+    folder, same SMTP worker index), so the restarted runner takes back what the dead one held
+    at once. Two live servers must never share a data folder (they would also share the SQLite
+    file); the processes of one server differ by their worker index."""
+    base = f"{socket.gethostname()}:{config.data_dir.resolve()}"
+    return base if worker is None else f"{base}:w{worker}"
 
 
 async def start(ctx: AppContext) -> list[Stoppable]:
-    if not ctx.main_process:
-        return []
     runner = build_runner(ctx)
     ctx.store.queue.on_enqueue(runner.wake)  # type: ignore[attr-defined]
     ctx.store.queue.attach_runner(runner)  # type: ignore[attr-defined]

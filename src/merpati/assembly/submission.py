@@ -1,6 +1,10 @@
 """Wiring of authenticated submission: ``[listen] submission`` (587, STARTTLS required before
 AUTH unless the connection counts as secure, ``[auth] loopback_is_secure``) and
-``[listen] submissions`` (465, implicit TLS, RFC 8314)."""
+``[listen] submissions`` (465, implicit TLS, RFC 8314).
+
+Submission is served by every SMTP process (the main one and the ``--smtp-worker`` processes, bound
+with SO_REUSEPORT like the MX): signing, parsing and the SMTP engine are pure Python, one core
+per process. Each process queues into the shared store and delivers through its own runner."""
 
 from __future__ import annotations
 
@@ -92,7 +96,7 @@ class _Listeners:
 
 async def start(ctx: AppContext) -> list[Stoppable]:
     config = ctx.config
-    if not (config.listen.submission or config.listen.submissions) or not ctx.main_process:
+    if not (config.listen.submission or config.listen.submissions):
         return []
     if config.listen.submissions and ctx.tls is None:
         raise ConfigError("listen.submissions: implicit TLS needs [tls] cert and key")
@@ -107,7 +111,7 @@ async def start(ctx: AppContext) -> list[Stoppable]:
         factory = SubmissionFactory(ctx, service, implicit_tls=implicit)
         tls: ssl.SSLContext | None = ctx.tls if implicit else None
         listeners.append(Listener(
-            name, addresses, factory, refuse=factory.refuse, ssl_context=tls,
+            name, addresses, factory, refuse=factory.refuse, ssl_context=tls, reuse_port=ctx.processes > 1,
             max_connections=config.smtp.max_connections, max_per_ip=config.smtp.max_connections_per_ip,
         ))
     started = _Listeners([])
