@@ -282,6 +282,9 @@ async def measure(args, server: MerpatiServer, users: list[str]) -> dict:
                     missed += 1
             if worst is not None:
                 slowest.append(worst)
+            if args.verbose:
+                print(f"  delivery {n} to {user}: slowest EXISTS "
+                      f"{'-' if worst is None else f'{worst:.1f} ms'} after the 250", flush=True)
             if args.gap:
                 await asyncio.sleep(args.gap)
     finally:
@@ -351,6 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--settle", type=float, default=2.0, help="seconds between setup and the memory reading")
     ap.add_argument("--timeout", type=float, default=60, help="seconds per setup step")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--verbose", action="store_true", help="print each delivery's slowest EXISTS")
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder (log, store)")
     args = ap.parse_args(argv)
 

@@ -5,6 +5,7 @@
     .venv/bin/python bench/imap_load.py --clients 20 --users 50 --seconds 60 --fill 50
     .venv/bin/python bench/imap_load.py --no-logout            # long sessions: commands, not logins
     .venv/bin/python bench/imap_load.py --merpati-only         # no root needed
+    .venv/bin/python bench/imap_load.py --idle 5000            # = bench/imap_idle.py --connections 5000
 
 The load generator is our own small asyncio IMAP client on raw sockets (one command in flight
 per connection, no pipelining, synchronising literals). --clients connections run at once; each
@@ -21,7 +22,8 @@ loops over sessions shaped like imaptest's default mix:
     STORE n +FLAGS.SILENT (\\Deleted)                   delete, while INBOX holds > --target messages
     EXPUNGE
     APPEND INBOX {n}  (a message of the 1,000-message corpus below)
-    LOGOUT, and a new connection for the next session (--no-logout: one session per client)
+    (--rounds rounds of the above), LOGOUT, and a new connection for the next session
+    (--no-logout: one session per client)
 
 Every completed command counts as one operation (LOGIN, SELECT and LOGOUT included); the
 figures are operations per second over --seconds, per command and overall, plus latency p50
@@ -257,9 +259,11 @@ class Workload:
                 return
             if await self.op(c, "SELECT", b"SELECT INBOX") is None:
                 return
+            rounds = 0
             while True:
                 await self.round(c, rng)
-                if not long or not self.counting():
+                rounds += 1
+                if (not long and rounds >= self.args.rounds) or not self.counting():
                     break
             if self.counting():
                 await self.op(c, "LOGOUT", b"LOGOUT")
@@ -549,8 +553,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--clients", type=int, default=10, help="concurrent connections (default 10)")
     ap.add_argument("--users", type=int, default=100, help="users user1..userN (default 100)")
-    ap.add_argument("--seconds", type=float, default=30, help="measured seconds per server (default 30)")
-    ap.add_argument("--fill", type=int, default=20, help="messages in each INBOX at the start (default 20)")
+    ap.add_argument("--seconds", "--duration", type=float, default=30, help="measured seconds per server (default 30)")
+    ap.add_argument("--fill", "--messages", type=int, default=20, help="messages in each INBOX at the start (default 20)")
+    ap.add_argument("--rounds", type=int, default=1, help="rounds of the mix per session before LOGOUT (default 1)")
     ap.add_argument("--target", type=int, default=None, help="delete a message per round above this many (default: --fill, at least 10)")
     ap.add_argument("--no-logout", action="store_true", help="one long session per client")
     ap.add_argument("--timeout", type=float, default=30, help="seconds per command before it counts as failed")
@@ -558,11 +563,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-text-search", action="store_true",
                     help="SEARCH only flags and sizes (no FROM/SUBJECT: Merpati's full-text indexer stays idle)")
     ap.add_argument("--stock-dovecot", action="store_true", help="Dovecot's default mode instead of --tuned")
+    ap.add_argument("--tuned", action="store_true", help="Dovecot --tuned (the default; kept for old command lines)")
+    ap.add_argument("--idle", type=int, default=0, metavar="N",
+                    help="instead: bench/imap_idle.py with N IDLE connections (RSS and SMTP-250-to-EXISTS latency)")
+    ap.add_argument("--deliveries", type=int, default=300, help="with --idle: messages delivered over SMTP")
+    ap.add_argument("--verbose", action="store_true", help="with --idle: print each delivery's slowest EXISTS")
     side = ap.add_mutually_exclusive_group()
     side.add_argument("--merpati-only", action="store_true")
     side.add_argument("--dovecot-only", action="store_true")
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder (logs, stores)")
     args = ap.parse_args(argv)
+    if args.idle:
+        import imap_idle
+
+        return imap_idle.main(["--connections", str(args.idle), "--deliveries", str(args.deliveries),
+                               *(["--verbose"] if args.verbose else []), *(["--keep"] if args.keep else [])])
     if args.target is None:
         args.target = max(10, args.fill)
 
