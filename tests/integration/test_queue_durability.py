@@ -25,8 +25,8 @@ COUNT = 30
 class ThreadSink:
     """The loopback sink of the queue tests, on port 25 of SINK_IP, in a thread of its own."""
 
-    def __init__(self) -> None:
-        self.sink = SinkServer(SINK_IP, 25)
+    def __init__(self, host: str = SINK_IP) -> None:
+        self.sink = SinkServer(host, 25)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
 

@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from test_queue_durability import ThreadSink  # noqa: E402
 
-A_IP, SINK_IP = "127.0.0.4", "127.0.0.6"
+A_IP, SINK_IP = "127.0.0.14", "127.0.0.16"  # not shared with other tests (xdist runs them side by side)
 CONNECTIONS, PER_CONNECTION = 12, 3
 
 
@@ -42,7 +42,7 @@ def submit(port: int, n: int) -> None:
 
 def test_submission_is_served_by_every_smtp_process_and_delivered_once(tmp_path: Path) -> None:
     zone = {"b.test": {"MX": [(10, "mx.b.test")]}, "mx.b.test": {"A": [SINK_IP]}}
-    with DnsServer(zone, host="127.0.0.1", port=free_port("127.0.0.1")) as dns, ThreadSink() as sink:
+    with DnsServer(zone, host="127.0.0.1", port=free_port("127.0.0.1")) as dns, ThreadSink(SINK_IP) as sink:
         server = MerpatiServer(
             tmp_path / "a", host=A_IP, hostname="mx.a.test", listeners=("submission",), dns=dns.nameserver,
             extra_smtp={"workers": 3},

@@ -18,6 +18,11 @@ Outcomes
   server without it fail permanently with ``5.6.7`` (RFC 6531 §3.2 and Postfix), as does a
   message over the server's announced SIZE (``5.3.4``).
 
+Sessions: ``open_session`` (greeting, EHLO, STARTTLS, AUTH) and ``transact`` (one
+transaction) let the runner send several messages over one connection (``queue.sessions``);
+``deliver`` is both plus QUIT. After ``send`` returns, the session is at a transaction
+boundary (every path ends MAIL/RCPT/DATA, or sent nothing), so the next MAIL may follow.
+
 Timeouts are RFC 5321 §4.5.3.2 per command (``ClientTimeouts``). A timeout after the final
 ``.`` is a temporary failure: the server may have accepted, and a duplicate is preferred to a
 loss (RFC 5321 §6.1).
@@ -128,7 +133,7 @@ def _all(n: int, outcome: RcptOutcome) -> list[RcptOutcome]:
 
 
 class SmtpSession:
-    """The client side of one connection (used once, then closed)."""
+    """The client side of one connection: opened once, then one or more transactions."""
 
     def __init__(self, conn: Connection, settings: ClientSettings, *, server_name: str) -> None:
         self._conn = conn
@@ -137,6 +142,23 @@ class SmtpSession:
         self._parser = ReplyParser()
         self._loop = asyncio.get_running_loop()
         self.caps: dict[str, str] = {}
+        self.opened_at = self._loop.time()
+        self.messages = 0  # transactions completed on this connection
+        self.data_sent = False  # the current transaction's message went out (a retry may duplicate it)
+        self.broken = False  # a transaction failed midway: never reuse
+
+    @property
+    def tls(self) -> bool:
+        return self._conn.tls
+
+    @property
+    def reusable(self) -> bool:
+        """At a transaction boundary, and the connection is still open with nothing unread."""
+        return not self.broken and not self._conn.closed and not self._parser.buffered and not self._conn.pending
+
+    def abort(self) -> None:
+        self.broken = True
+        self._conn.abort()
 
     async def _reply(self, timeout: float, what: str) -> ServerReply:
         deadline = self._loop.time() + timeout
@@ -296,6 +318,7 @@ class SmtpSession:
                     "deferred", data_reply.code, "4.5.0", f"unexpected reply to DATA: {data_reply}"
                 )
             return outcomes
+        self.data_sent = True
         await self._write(dot_stuff(data) + b".\r\n", max(t.data_block, len(data) / 50_000), "the message")
         final = await self._reply(t.data_done, "end of data")
         for i in accepted:
@@ -303,33 +326,59 @@ class SmtpSession:
         return outcomes
 
     async def quit(self) -> None:
+        self.broken = True
         try:
-            await self._command("QUIT", self._settings.timeouts.quit, "QUIT")
+            if not self._conn.closed:
+                await self._command("QUIT", self._settings.timeouts.quit, "QUIT")
         except _HopFailed:
             pass
         finally:
             self._conn.close()
 
 
+async def open_session(
+    conn: Connection, settings: ClientSettings, *, server_name: str
+) -> tuple[SmtpSession, HopError | None]:
+    """Greeting, EHLO, STARTTLS, AUTH on a connected socket. On a hop error the socket is closed."""
+    session = SmtpSession(conn, settings, server_name=server_name)
+    try:
+        await session.open()
+    except _HopFailed as failed:
+        session.abort()
+        return session, failed.error
+    except Exception as exc:  # noqa: BLE001 - a bug or an odd socket error must not kill the runner
+        log.exception("outbound session to %s failed", server_name)
+        session.abort()
+        return session, HopError(f"local error: {exc!r}", 451, "4.3.0")
+    return session, None
+
+
+async def transact(session: SmtpSession, envelope: OutboundEnvelope, data: bytes) -> TransactionResult:
+    """One transaction on an open session. Never raises for the server's faults; after a hop
+    error the connection is closed (``session.data_sent`` tells whether the message went out)."""
+    result = TransactionResult(tls=session.tls, extensions=dict(session.caps))
+    session.data_sent = False
+    try:
+        result.outcomes = await session.send(envelope, data)
+        session.messages += 1
+    except _HopFailed as failed:
+        result.hop_error = failed.error
+        session.abort()
+    except Exception as exc:  # noqa: BLE001
+        log.exception("outbound transaction to %s failed", session._server_name)
+        result.hop_error = HopError(f"local error: {exc!r}", 451, "4.3.0")
+        session.abort()
+    return result
+
+
 async def deliver(
     conn: Connection, settings: ClientSettings, envelope: OutboundEnvelope, data: bytes, *, server_name: str
 ) -> TransactionResult:
     """Run one transaction on a connected socket and close it. Never raises for the server's faults."""
-    session = SmtpSession(conn, settings, server_name=server_name)
-    result = TransactionResult()
-    try:
-        await session.open()
-        result.tls = conn.tls
-        result.extensions = dict(session.caps)
-        result.outcomes = await session.send(envelope, data)
-    except _HopFailed as failed:
-        result.hop_error = failed.error
-        conn.abort()
-        return result
-    except Exception as exc:  # noqa: BLE001 - a bug or an odd socket error must not kill the runner
-        log.exception("outbound transaction to %s failed", server_name)
-        result.hop_error = HopError(f"local error: {exc!r}", 451, "4.3.0")
-        conn.abort()
-        return result
-    await session.quit()
+    session, error = await open_session(conn, settings, server_name=server_name)
+    if error is not None:
+        return TransactionResult(hop_error=error)
+    result = await transact(session, envelope, data)
+    if result.hop_error is None:
+        await session.quit()
     return result

@@ -120,6 +120,16 @@ class Connection(asyncio.Protocol):
         self._buffer.clear()  # nothing received before the handshake may count
         self.tls = True
 
+    @property
+    def pending(self) -> int:
+        """Bytes received and not read yet."""
+        return len(self._buffer)
+
+    @property
+    def closed(self) -> bool:
+        """The peer closed (or broke) the connection, or we did."""
+        return self._eof or self.transport is None or self.transport.is_closing()
+
     def extra(self, name: str, default: Any = None) -> Any:
         return self.transport.get_extra_info(name, default) if self.transport else default
 

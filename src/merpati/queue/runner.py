@@ -11,7 +11,10 @@ Theory of operation
 * One attempt for one item: local domains go to ``LocalDelivery`` (the mailbox pipeline:
   DSNs for our own users, and mail that could not be filed at submission); otherwise the
   next hops (smarthost, or MX / implicit MX per RFC 5321 §5.1) are tried in order until one
-  gives per-recipient answers. Then ``policy`` decides, per recipient: delivered, failed
+  gives per-recipient answers. A session that ended its transaction cleanly is parked a
+  moment (``queue.sessions``, ``connection_cache_idle``) and the next message to the same host
+  goes over it; a parked connection that turns out dead before the message went out is
+  replaced by a fresh one (no attempt is spent on it). Then ``policy`` decides, per recipient: delivered, failed
   (5xx, null MX, expired) or deferred to the next step of the schedule; warnings and
   failure DSNs are composed and recorded in the same transaction as the outcome.
 * Crash safety: the outcome is committed after the remote's ``250``. A crash between the
@@ -40,10 +43,13 @@ from merpati.queue.client import (
     OutboundEnvelope,
     OutboundRecipient,
     RcptOutcome,
-    deliver,
+    TransactionResult,
+    open_session,
+    transact,
 )
 from merpati.queue.dialer import Dialer
 from merpati.queue.policy import RetryPolicy
+from merpati.queue.sessions import SessionCache
 from merpati.queue.signing import DkimSigners
 from merpati.resolver.api import DnsError, DnsTempError, Resolver
 from merpati.resolver.nexthop import NextHopError, NullMx, next_hops, parse_domain_literal
@@ -80,6 +86,7 @@ class RunnerSettings:
     connect_timeout: float = 30.0
     relay: Relay | None = None
     max_addresses: int = 10  # addresses tried per attempt (all MX hosts together)
+    connection_cache_idle: float = 2.0  # seconds a session waits for the next message to its host; 0: QUIT at once
 
 
 class LocalDelivery(Protocol):
@@ -130,6 +137,7 @@ class QueueRunner:
         self._stopping = False
         self._main: asyncio.Task[None] | None = None
         self._heartbeat: asyncio.Task[None] | None = None
+        self.sessions = SessionCache(idle=settings.connection_cache_idle, max_idle=max(2, 2 * settings.concurrency))
         self.stats = {"attempts": 0, "delivered": 0, "deferred": 0, "failed": 0, "lost_leases": 0}
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -178,6 +186,7 @@ class QueueRunner:
             if task is not None:
                 task.cancel()
         await asyncio.gather(*(t for t in (self._main, self._heartbeat, *tasks) if t is not None), return_exceptions=True)
+        await self.sessions.close_all()
         if leftover:
             try:
                 await self.store.release(self.owner, leftover)
@@ -242,6 +251,7 @@ class QueueRunner:
             self.owner, now=self.clock(), lease=self.settings.lease, limit=max(1, self.settings.concurrency)
         )
         await asyncio.gather(*(self.process(c) for c in claims))
+        await self.sessions.close_all()
         return len(claims)
 
     # -- one item ------------------------------------------------------------------------------------
@@ -299,12 +309,24 @@ class QueueRunner:
         last_host: str | None = None
         for host, address, port in targets:
             label = f"{host}[{address}]:{port}"
-            try:
-                conn = await self.dialer.connect(address, port, timeout=self.settings.connect_timeout)
-            except (OSError, asyncio.TimeoutError, TimeoutError) as exc:
-                last, last_host = HopError(f"connect to {label}: {exc or 'timed out'}", 451, "4.4.1"), host
-                continue
-            result = await deliver(conn, self.client, envelope, data, server_name=host)
+            key = (host, address, port)
+            result: TransactionResult | None = None
+            session = self.sessions.take(key)
+            if session is not None:
+                result = await transact(session, envelope, data)
+                if result.hop_error is not None and not session.data_sent:
+                    log.debug("queue id=%s %s: cached session unusable (%s)", claim.message.queue_id, label, result.hop_error.text)
+                    result = None  # the server dropped the idle connection: open a fresh one
+            if result is None:
+                try:
+                    conn = await self.dialer.connect(address, port, timeout=self.settings.connect_timeout)
+                except (OSError, asyncio.TimeoutError, TimeoutError) as exc:
+                    last, last_host = HopError(f"connect to {label}: {exc or 'timed out'}", 451, "4.4.1"), host
+                    continue
+                session, error = await open_session(conn, self.client, server_name=host)
+                result = TransactionResult(hop_error=error) if error is not None else await transact(session, envelope, data)
+            if result.hop_error is None:
+                self.sessions.park(key, session)
             if result.hop_error is not None:
                 last, last_host = result.hop_error, host
                 log.info("queue id=%s %s: %s", claim.message.queue_id, label, result.hop_error.text)
