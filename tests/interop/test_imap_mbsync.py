@@ -1,14 +1,14 @@
 """mbsync (Debian isync, a client nobody here wrote) synchronising a Merpati account with a
 local Maildir both ways, over plain IMAP and over STARTTLS with the server's own certificate.
 
-One scenario per transport, step by step, each step one mbsync run checked three ways:
+One scenario per transport (plain, STARTTLS, implicit TLS), step by step, each step one mbsync run checked three ways:
 mbsync's own counters, the Maildir on disk, and the server state read with imaplib.
 
 1. mail delivered over SMTP is pulled into the Maildir (and every mailbox gets a folder);
 2. flags set on the server (imaplib STORE) reach the Maildir file names;
 3. flags set in the Maildir (file rename) reach the server;
 4. a message expunged on the server disappears from the Maildir (Expunge Both);
-5. a message deleted from the Maildir is expunged on the server;
+5. messages deleted from the Maildir (file removed, or marked T) are expunged on the server;
 6. messages put into the Maildir, one in a new folder, are uploaded (APPEND, CREATE);
 7. a second run changes nothing, on either side.
 
@@ -39,7 +39,7 @@ from support.tools import require_tool
 from .clients import clean_env
 
 pytestmark = pytest.mark.interop
-MERPATI_OPTIONS = {"listeners": ("imap",)}
+MERPATI_OPTIONS = {"listeners": ("imap", "imaps")}
 
 MAILBOXES = ("INBOX", "Archive", "Drafts", "Junk", "Sent", "Trash")
 COUNTERS = re.compile(
@@ -52,19 +52,22 @@ MAILDIR_FLAGS = {"D": "\\Draft", "F": "\\Flagged", "R": "\\Answered", "S": "\\Se
 
 
 class Mbsync:
-    def __init__(self, merpati, user: str, root: Path, *, tls: bool) -> None:
+    def __init__(self, merpati, user: str, root: Path, *, transport: str) -> None:
+        """``transport``: "plain" (SSLType None), "starttls" or "imaps" (implicit TLS); with TLS
+        the server's own certificate is the only trusted one."""
         self.exe = require_tool("mbsync", "isync")
         self.root = root
         self.maildir = root / "mail"
         self.maildir.mkdir(parents=True)
         self.rc = root / "mbsyncrc"
-        ssl_lines = (
-            f"SSLType STARTTLS\nCertificateFile {merpati.cert}\nSystemCertificates no\n" if tls else "SSLType None\n"
-        )
+        trust = f"CertificateFile {merpati.cert}\nSystemCertificates no\n"
+        ssl_lines = {"plain": "SSLType None\n", "starttls": "SSLType STARTTLS\n" + trust,
+                     "imaps": "SSLType IMAPS\n" + trust}[transport]
+        port = merpati.ports["imaps" if transport == "imaps" else "imap"]
         self.rc.write_text(
             "IMAPAccount merpati\n"
             f"Host {merpati.host}\n"
-            f"Port {merpati.ports['imap']}\n"
+            f"Port {port}\n"
             f"User {user}\n"
             f'Pass "{PASSWORD}"\n'
             f"{ssl_lines}"
@@ -156,13 +159,15 @@ class Mbsync:
         box = self.folder(name)
         return {p: p.read_bytes() for sub in ("new", "cur") for p in sorted((box / sub).iterdir())}
 
-    def snapshot(self) -> dict[str, tuple[str, ...]]:
-        """Every Maildir folder with the names of its message files (names carry the flags)."""
+    def snapshot(self) -> dict[str, tuple]:
+        """Every Maildir folder: the names of its message files (names carry the flags) and
+        mbsync's sync state for it (UID pairs and flags as last synchronised)."""
         out = {}
         for cur in sorted(self.maildir.rglob("cur")):
             box = cur.parent
             names = sorted(p.name for sub in ("new", "cur") for p in (box / sub).iterdir())
-            out[str(box.relative_to(self.maildir))] = tuple(names)
+            state = (box / ".mbsyncstate").read_bytes() if (box / ".mbsyncstate").exists() else None
+            out[str(box.relative_to(self.maildir))] = (tuple(names), state)
         return out
 
     def file_with(self, needle: bytes, name: str = "INBOX") -> Path:
@@ -241,16 +246,16 @@ def uid_of(state: dict, needle: bytes, name: str = "INBOX") -> int:
 # ---- the scenario ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("transport", ["plain", "starttls"])
+@pytest.mark.parametrize("transport", ["plain", "starttls", "imaps"])
 def test_two_way_sync(merpati, tmp_path, transport) -> None:
     user = merpati.new_user(f"mbsync-{transport}")
-    sync = Mbsync(merpati, user, tmp_path, tls=transport == "starttls")
-    for i in range(1, 4):
+    sync = Mbsync(merpati, user, tmp_path, transport=transport)
+    for i in range(1, 5):
         deliver(merpati, user, f"message {i}", f"body number {i}\r\n")
 
-    # 1. initial sync: three messages pulled, a folder per mailbox
+    # 1. initial sync: four messages pulled, a folder per mailbox
     counters = sync.run()
-    assert counters["near_new"] == 3 and counters["far_new"] == 0, (counters, sync.describe())
+    assert counters["near_new"] == 4 and counters["far_new"] == 0, (counters, sync.describe())
     assert counters["boxes"] == len(MAILBOXES)
     for name in MAILBOXES:
         assert (sync.folder(name) / "cur").is_dir(), (name, sync.describe())
@@ -293,13 +298,17 @@ def test_two_way_sync(merpati, tmp_path, transport) -> None:
     assert counters["near_flags"] == 1 and counters["far_flags"] == 0, (counters, sync.describe())
     assert not [p for p, b in sync.messages().items() if b"body number 3" in b], sync.describe()
 
-    # 5. a message deleted from the Maildir is expunged on the server
+    # 5. messages deleted in the Maildir are expunged on the server: one file removed, one
+    #    marked trashed (T), as mail clients on a Maildir do
     sync.file_with(b"body number 1").unlink()
+    path = sync.file_with(b"body number 4")
+    path.rename(path.parent.parent / "cur" / (path.name.split(":2,")[0] + ":2,T"))
     counters = sync.run()
-    assert counters["far_flags"] == 1 and counters["near_flags"] == 0, (counters, sync.describe())
+    assert counters["far_flags"] == 2 and counters["near_flags"] == 0, (counters, sync.describe())
     state = server_state(merpati, user)
     bodies = [body for _, body in state["INBOX"]["messages"].values()]
     assert len(bodies) == 1 and bodies[0].endswith(b"body number 2\r\n"), (bodies, sync.describe())
+    assert [lf(b) for b in sync.messages().values()] == [lf(bodies[0])], sync.describe()
 
     # 6. messages written into the Maildir, one in a folder the server does not have, are uploaded
     new_inbox = b"From: me@near.test\nSubject: written locally\n\nlocal body\nsecond line\n"
@@ -332,7 +341,7 @@ def test_untrusted_certificate_is_refused(merpati, tmp_path) -> None:
     """STARTTLS without the server's certificate in CertificateFile (and no system CAs): mbsync
     refuses the self-signed certificate and sends no password."""
     user = merpati.new_user("mbsync-untrusted")
-    sync = Mbsync(merpati, user, tmp_path, tls=True)
+    sync = Mbsync(merpati, user, tmp_path, transport="starttls")
     other = tmp_path / "other-cert.pem"
     from support.merpati_server import write_self_signed
 
