@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import Callable
 
 from merpati.cli.common import load
+from merpati.core.memory import tune_malloc
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -27,6 +28,8 @@ def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 def run(args: argparse.Namespace) -> int:
     config = load(args)
     from merpati import app  # the composition root; only `serve` imports it
+
+    tune_malloc()  # before any thread starts: large blocks back to the system, two arenas
 
     try:
         with asyncio.Runner(loop_factory=loop_factory()) as runner:

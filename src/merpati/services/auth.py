@@ -20,6 +20,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import hashlib
 import hmac
 import ipaddress
@@ -37,6 +38,9 @@ from merpati.storage.models import Account
 log = logging.getLogger("merpati.auth")
 
 MAX_TRACKED = 100_000  # failure records kept (IPs + usernames); the oldest are dropped beyond
+# argon2id allocates its 19 MiB per verify; in the default executor (up to 32 threads) a login
+# storm leaves that much per thread in malloc's arenas. Two threads use both cores here.
+VERIFY_THREADS = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +116,17 @@ class Authenticator:
         self._verifying: dict[tuple[bytes, str], asyncio.Future[bool]] = {}  # verifications in flight
         self._failures = _Failures(self.settings.failure_window, clock)
         self.stats = {"verified": 0, "cache_hits": 0, "failures": 0}
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+
+    async def _in_pool(self, fn: Callable[..., object], *args: object) -> object:
+        if self._pool is None:
+            self._pool = concurrent.futures.ThreadPoolExecutor(VERIFY_THREADS, thread_name_prefix="argon2")
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
+            self._pool = None
 
     def is_secure(self, remote_ip: str | None, *, tls: bool) -> bool:
         """Whether plaintext credentials may be sent on this connection (TLS, or trusted loopback)."""
@@ -165,11 +180,11 @@ class Authenticator:
 
     async def _check(self, username: str, password: str) -> Account | None:
         if not username or not password or "@" not in username or len(username) > 320:
-            await asyncio.to_thread(dummy_verify, password[:1024])
+            await self._in_pool(dummy_verify, password[:1024])
             return None
         account = await self._store.get_account(username)
         if account is None:
-            await asyncio.to_thread(dummy_verify, password[:1024])
+            await self._in_pool(dummy_verify, password[:1024])
             return None
         key = self._cache_key(account.id, password)
         entry = self._cache.get(key)
@@ -193,11 +208,11 @@ class Authenticator:
         flight = (key, password_hash)
         running = self._verifying.get(flight)
         if running is None:
-            running = asyncio.ensure_future(asyncio.to_thread(verify_password, password_hash, password))
+            running = asyncio.ensure_future(self._in_pool(verify_password, password_hash, password))
             self._verifying[flight] = running
             self.stats["verified"] += 1
             running.add_done_callback(lambda _: self._verifying.pop(flight, None))
-        return await asyncio.shield(running)  # a cancelled caller does not cancel the others'
+        return bool(await asyncio.shield(running))  # a cancelled caller does not cancel the others'
 
     def _cache_key(self, account_id: int, password: str) -> bytes:
         msg = account_id.to_bytes(8, "big") + password.encode("utf-8", "surrogatepass")
