@@ -20,8 +20,12 @@ Theory of operation
 * Crash safety: the outcome is committed after the remote's ``250``. A crash between the
   two delivers that message again after the lease expires (a duplicate, never a loss:
   RFC 5321 §6.1, SECURITY-CASES STORE-03). A DNS or database error is never a bounce.
-* ``wake()`` (called by the store after a local enqueue) starts a claim round at once;
-  otherwise the loop polls every ``poll_interval`` seconds (other nodes' mail).
+* ``wake()`` (called by the store after a local enqueue that could not be handed over leased,
+  or DSNs) starts a claim round at once; otherwise the loop polls every ``poll_interval``
+  seconds (other nodes' mail, retries that fall due). A finished attempt frees a slot and starts
+  a claim round only while the queue may hold due items we have not claimed (the last round
+  filled every slot, or a wake came since): mail handed over leased needs no claim at all, and a
+  claim is a write transaction.
 """
 
 from __future__ import annotations
@@ -134,6 +138,7 @@ class QueueRunner:
         self.signers = signers  # signs the DSNs we send (MAILER-DAEMON@hostname)
         self._inflight: dict[int, asyncio.Task[None]] = {}
         self._wakeup = asyncio.Event()
+        self._backlog = True  # due items may be waiting unclaimed (see the module docstring)
         self._stopping = False
         self._main: asyncio.Task[None] | None = None
         self._heartbeat: asyncio.Task[None] | None = None
@@ -155,6 +160,7 @@ class QueueRunner:
         self._heartbeat = asyncio.create_task(self._renew_loop(), name="merpati-queue-leases")
 
     def wake(self) -> None:
+        self._backlog = True
         self._wakeup.set()
 
     # -- storage.queue_api.LocalRunner: new local mail handed over already leased ------------
@@ -199,11 +205,14 @@ class QueueRunner:
             self._wakeup.clear()  # before claiming: a wake during the claim triggers another round
             free = self.settings.concurrency - len(self._inflight)
             if free > 0:
+                self._backlog = False  # a wake from here on sets it again
                 try:
                     await self._claim_and_start(free)
                 except StoreError as exc:
+                    self._backlog = True
                     log.warning("queue claim failed: %s", exc)
                 except Exception:
+                    self._backlog = True
                     log.exception("queue claim failed")
             if self._stopping:
                 break
@@ -217,6 +226,8 @@ class QueueRunner:
 
     async def _claim_and_start(self, limit: int) -> int:
         claims = await self.store.claim(self.owner, now=self.clock(), lease=self.settings.lease, limit=limit)
+        if len(claims) >= limit:
+            self._backlog = True  # there may be more: claim again when a slot frees
         for claim in claims:
             task = asyncio.create_task(self._guarded(claim), name=f"merpati-queue-{claim.message.queue_id}")
             self._inflight[claim.item.id] = task
@@ -231,7 +242,8 @@ class QueueRunner:
             log.exception("queue item %s failed unexpectedly", claim.item.id)
         finally:
             self._inflight.pop(claim.item.id, None)
-            self._wakeup.set()
+            if self._backlog:
+                self._wakeup.set()
 
     async def _renew_loop(self) -> None:
         interval = max(0.05, self.settings.lease / 3)
