@@ -205,3 +205,46 @@ async def test_enqueue_hands_new_mail_to_the_attached_runner_already_leased(back
     await q.enqueue(new("Q2", "a@b.test"), now=T0)  # saturated: it waits in the queue
     assert len(runner.got) == 2
     assert [c.message.queue_id for c in await q.claim("other", now=T0 + 1, lease=60, limit=10)] == ["Q2"]
+
+
+async def test_claims_handed_to_the_runner_equal_what_a_claim_reads_back(backend) -> None:
+    q = (await backend.open()).queue
+
+    class Runner:
+        owner = "local"
+        got: list = []
+
+        def lease_seconds(self) -> float:
+            return 60.0
+
+        def has_capacity(self) -> bool:
+            return True
+
+        def accept(self, claims) -> None:
+            self.got.extend(claims)
+
+    runner = Runner()
+    q.attach_runner(runner)
+    message = NewMessage(
+        queue_id="QX", sender="alice@a.test", data=b"Subject: same\r\n\r\nbody\r\n", envid="E1", ret="HDRS",
+        smtputf8=True, body_type="8BITMIME", origin="alice@a.test",
+        recipients=[
+            NewRecipient("bob@b.test", notify=("FAILURE", "DELAY"), orcpt="rfc822;bob@b.test"),
+            NewRecipient("carol@C.test", notify=("NEVER",)),
+            NewRecipient("BOB@b.test"),  # the same address: one copy
+            NewRecipient("dave@b.test", notify=()),
+        ],
+    )
+    await q.enqueue(message, now=T0 + 0.0015)
+    handed = sorted(runner.got, key=lambda c: c.item.id)
+    assert [c.item.domain for c in handed] == ["b.test", "c.test"]
+    read = sorted(await q.claim("other", now=T0 + 61, lease=60, limit=10), key=lambda c: c.item.id)
+    assert len(read) == 2
+    for mine, theirs in zip(handed, read):
+        assert mine.message == theirs.message
+        assert mine.recipients == theirs.recipients
+        assert mine.data == theirs.data
+        assert (mine.item.id, mine.item.domain, mine.item.attempts, mine.item.next_attempt) == (
+            theirs.item.id, theirs.item.domain, theirs.item.attempts, theirs.item.next_attempt)
+        assert mine.item.lease_owner == "local" and theirs.item.lease_owner == "other"
+    assert [r.address for r in handed[0].recipients] == ["bob@b.test", "dave@b.test"]

@@ -310,6 +310,46 @@ def check_new_message(message: NewMessage) -> None:
             raise InvalidInput(f"recipient without a domain: {rcpt.address!r}")
 
 
+def unique_recipients(message: NewMessage) -> list[tuple[NewRecipient, str]]:
+    """The message's recipients, one per address (case-insensitive), each with its domain."""
+    out: list[tuple[NewRecipient, str]] = []
+    seen: set[str] = set()
+    for rcpt in message.recipients:
+        key = rcpt.address.lower()
+        if key not in seen:
+            seen.add(key)
+            out.append((rcpt, recipient_domain(rcpt.address)))
+    return out
+
+
+def new_claims(
+    message: NewMessage, message_id: int, now_ms: int, recipient_ids: Sequence[int], item_ids: dict[str, int],
+    owner: str, until_ms: int,
+) -> list[Claim]:
+    """The claims of a message just inserted with its items leased to ``owner``, built from what
+    was written (``recipient_ids`` in ``unique_recipients`` order): no read back of the data."""
+    stored = QueueMessage(
+        id=message_id, queue_id=message.queue_id, sender=message.sender, created=from_ms(now_ms),
+        size=len(message.data), kind=MessageKind(message.kind), origin=message.origin, envid=message.envid,
+        ret=message.ret, smtputf8=bool(message.smtputf8), body_type=message.body_type,
+    )
+    per_domain: dict[str, list[QueueRecipient]] = {}
+    for (rcpt, domain), rid in zip(unique_recipients(message), recipient_ids):
+        per_domain.setdefault(domain, []).append(QueueRecipient(
+            id=rid, address=rcpt.address, domain=domain, state=RecipientState.QUEUED,
+            notify=notify_from_text(notify_to_text(rcpt.notify)), orcpt=rcpt.orcpt,
+        ))
+    data = bytes(message.data)
+    return [
+        Claim(
+            item=QueueItem(id=item_id, domain=domain, attempts=0, next_attempt=from_ms(now_ms),
+                           lease_owner=owner, lease_until=from_ms(until_ms)),
+            message=stored, recipients=tuple(per_domain.get(domain, ())), data=data,
+        )
+        for domain, item_id in sorted(item_ids.items(), key=lambda kv: kv[1])
+    ]
+
+
 def clean_text(text: str | None, limit: int = 1000) -> str | None:
     """Diagnostics from remote servers, made safe to store and re-serialise: printable, bounded."""
     if text is None:

@@ -26,9 +26,10 @@ from merpati.storage.queue_api import (
     RecipientState,
     clean_text,
     from_ms,
+    new_claims,
     notify_from_text,
     notify_to_text,
-    recipient_domain,
+    unique_recipients,
 )
 
 Conn = Any
@@ -75,7 +76,12 @@ def _dkim(row: Any) -> DkimKey:
     )
 
 
-async def insert_message(conn: Conn, message: NewMessage, now_ms: int) -> int:
+async def insert_message(
+    conn: Conn, message: NewMessage, now_ms: int, lease: tuple[str, int] | None = None
+) -> tuple[int, list[int], dict[str, int]]:
+    """Insert the message, its recipients (one per address) and one item per domain (leased to
+    ``lease`` = (owner, until_ms) when given), in three statements whatever the recipient count.
+    Returns (message id, recipient ids, item ids)."""
     message_id = await conn.fetchval(
         "INSERT INTO queue_messages (queue_id, kind, sender, origin, envid, ret, smtputf8, body_type, "
         "created_ms, size, data) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) "
@@ -85,26 +91,23 @@ async def insert_message(conn: Conn, message: NewMessage, now_ms: int) -> int:
     )
     if message_id is None:
         raise AlreadyExists(f"queue id {message.queue_id} exists")
-    domains: list[str] = []
-    rows = []
-    seen: set[str] = set()
-    for rcpt in message.recipients:
-        key = rcpt.address.lower()
-        if key in seen:
-            continue
-        seen.add(key)
-        domain = recipient_domain(rcpt.address)
-        if domain not in domains:
-            domains.append(domain)
-        rows.append((message_id, domain, rcpt.address, notify_to_text(rcpt.notify), rcpt.orcpt))
-    await conn.executemany(
-        "INSERT INTO queue_recipients (message_id, domain, address, notify, orcpt) VALUES ($1, $2, $3, $4, $5)", rows
+    rcpts = unique_recipients(message)
+    rows = await conn.fetch(
+        "INSERT INTO queue_recipients (message_id, domain, address, notify, orcpt) "
+        "SELECT $1, d, a, n, o FROM unnest($2::text[], $3::text[], $4::text[], $5::text[]) AS t(d, a, n, o) "
+        "RETURNING id, address",
+        message_id, [d for _, d in rcpts], [r.address for r, _ in rcpts],
+        [notify_to_text(r.notify) for r, _ in rcpts], [r.orcpt for r, _ in rcpts],
     )
-    await conn.executemany(
-        "INSERT INTO queue_items (message_id, domain, next_attempt_ms) VALUES ($1, $2, $3)",
-        [(message_id, d, now_ms) for d in domains],
+    by_address = {row[1]: int(row[0]) for row in rows}  # addresses are unique within the message
+    domains = list(dict.fromkeys(d for _, d in rcpts))
+    owner, until_ms = lease if lease is not None else (None, 0)
+    rows = await conn.fetch(
+        "INSERT INTO queue_items (message_id, domain, next_attempt_ms, lease_owner, lease_until_ms) "
+        "SELECT $1, d, $3, $4, $5 FROM unnest($2::text[]) AS t(d) RETURNING id, domain",
+        message_id, domains, now_ms, owner, until_ms,
     )
-    return int(message_id)
+    return int(message_id), [by_address[r.address] for r, _ in rcpts], {row[1]: int(row[0]) for row in rows}
 
 
 async def enqueue(conn: Conn, message: NewMessage, now_ms: int) -> Result:
@@ -144,24 +147,8 @@ async def claim(conn: Conn, owner: str, now_ms: int, until_ms: int, limit: int) 
 
 async def enqueue_claimed(conn: Conn, message: NewMessage, now_ms: int, owner: str, until_ms: int) -> Result:
     """Enqueue with every item already leased to ``owner`` (the local runner takes it at once)."""
-    message_id = await insert_message(conn, message, now_ms)
-    rows = await conn.fetch(
-        f"UPDATE queue_items SET lease_owner = $1, lease_until_ms = $2 WHERE message_id = $3 RETURNING {_ITEM_COLS}",
-        owner, until_ms, message_id,
-    )
-    mrow = await conn.fetchrow(f"SELECT {_MSG_COLS}, data FROM queue_messages WHERE id = $1", message_id)
-    claims = []
-    for row in sorted(rows, key=lambda r: r[0]):
-        item = _item(row)
-        rcpts = tuple(
-            _recipient(r)
-            for r in await conn.fetch(
-                f"SELECT {_RCPT_COLS} FROM queue_recipients WHERE message_id = $1 AND domain = $2 ORDER BY id",
-                message_id, item.domain,
-            )
-        )
-        claims.append(Claim(item=item, message=_message(mrow), recipients=rcpts, data=bytes(mrow[11])))
-    return claims, []
+    message_id, recipient_ids, items = await insert_message(conn, message, now_ms, lease=(owner, until_ms))
+    return new_claims(message, message_id, now_ms, recipient_ids, items, owner, until_ms), []
 
 
 async def renew(conn: Conn, owner: str, item_ids: Sequence[int], until_ms: int) -> Result:

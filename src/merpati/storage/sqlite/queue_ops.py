@@ -26,9 +26,10 @@ from merpati.storage.queue_api import (
     RecipientState,
     clean_text,
     from_ms,
+    new_claims,
     notify_from_text,
     notify_to_text,
-    recipient_domain,
+    unique_recipients,
 )
 
 Conn = sqlite3.Connection
@@ -70,37 +71,40 @@ def _dkim(row: Any) -> DkimKey:
     )
 
 
-def insert_message(conn: Conn, message: NewMessage, now_ms: int) -> int:
-    if conn.execute("SELECT 1 FROM queue_messages WHERE queue_id = ?", (message.queue_id,)).fetchone():
-        raise AlreadyExists(f"queue id {message.queue_id} exists")
-    cur = conn.execute(
-        "INSERT INTO queue_messages (queue_id, kind, sender, origin, envid, ret, smtputf8, body_type, "
-        "created_ms, size, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            message.queue_id, MessageKind(message.kind).value, message.sender, message.origin, message.envid,
-            message.ret, int(message.smtputf8), message.body_type, now_ms, len(message.data), bytes(message.data),
-        ),
-    )
+def insert_message(conn: Conn, message: NewMessage, now_ms: int, lease: tuple[str, int] | None = None) -> tuple[int, list[int], dict[str, int]]:
+    """Insert the message, its recipients (one per address) and one item per domain (leased to
+    ``lease`` = (owner, until_ms) when given). Returns (message id, recipient ids, item ids)."""
+    try:
+        cur = conn.execute(
+            "INSERT INTO queue_messages (queue_id, kind, sender, origin, envid, ret, smtputf8, body_type, "
+            "created_ms, size, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                message.queue_id, MessageKind(message.kind).value, message.sender, message.origin, message.envid,
+                message.ret, int(message.smtputf8), message.body_type, now_ms, len(message.data), bytes(message.data),
+            ),
+        )
+    except sqlite3.IntegrityError:  # the only constraint a validated message can break: UNIQUE queue_id
+        raise AlreadyExists(f"queue id {message.queue_id} exists") from None
     message_id = int(cur.lastrowid or 0)
-    domains: list[str] = []
-    seen: set[str] = set()
-    for rcpt in message.recipients:
-        key = rcpt.address.lower()
-        if key in seen:
-            continue  # one copy per address
-        seen.add(key)
-        domain = recipient_domain(rcpt.address)
-        if domain not in domains:
-            domains.append(domain)
-        conn.execute(
+    recipient_ids: list[int] = []
+    items: dict[str, int] = {}
+    owner, until_ms = lease if lease is not None else (None, 0)
+    for rcpt, domain in unique_recipients(message):
+        if domain not in items:
+            items[domain] = 0
+        cur = conn.execute(
             "INSERT INTO queue_recipients (message_id, domain, address, notify, orcpt) VALUES (?, ?, ?, ?, ?)",
             (message_id, domain, rcpt.address, notify_to_text(rcpt.notify), rcpt.orcpt),
         )
-    conn.executemany(
-        "INSERT INTO queue_items (message_id, domain, next_attempt_ms) VALUES (?, ?, ?)",
-        [(message_id, d, now_ms) for d in domains],
-    )
-    return message_id
+        recipient_ids.append(int(cur.lastrowid or 0))
+    for domain in items:
+        cur = conn.execute(
+            "INSERT INTO queue_items (message_id, domain, next_attempt_ms, lease_owner, lease_until_ms) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (message_id, domain, now_ms, owner, until_ms),
+        )
+        items[domain] = int(cur.lastrowid or 0)
+    return message_id, recipient_ids, items
 
 
 def enqueue(conn: Conn, message: NewMessage, now_ms: int) -> Result:
@@ -128,12 +132,8 @@ def claim(conn: Conn, owner: str, now_ms: int, until_ms: int, limit: int) -> Res
 
 def enqueue_claimed(conn: Conn, message: NewMessage, now_ms: int, owner: str, until_ms: int) -> Result:
     """Enqueue with every item already leased to ``owner`` (the local runner takes it at once)."""
-    message_id = insert_message(conn, message, now_ms)
-    conn.execute(
-        "UPDATE queue_items SET lease_owner = ?, lease_until_ms = ? WHERE message_id = ?", (owner, until_ms, message_id)
-    )
-    ids = [r[0] for r in conn.execute("SELECT id FROM queue_items WHERE message_id = ? ORDER BY id", (message_id,))]
-    return [_load_claim(conn, i) for i in ids], []
+    message_id, recipient_ids, items = insert_message(conn, message, now_ms, lease=(owner, until_ms))
+    return new_claims(message, message_id, now_ms, recipient_ids, items, owner, until_ms), []
 
 
 def _load_claim(conn: Conn, item_id: int) -> Claim:
