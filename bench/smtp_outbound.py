@@ -20,7 +20,11 @@ feeds both:
 The clock starts just before the first submission and stops when the sink has accepted every
 message: the sending server's queue is empty (Merpati: no queue item left in its SQLite file;
 Postfix: ``postfix.sh queue`` reaches 0). Messages per second are printed for both, and their
-ratio; then DKIM signatures per second (RSA-2048 and Ed25519, ``cryptography``).
+ratio, with each server's CPU time over the run (user+system of its process tree, reaped
+children included; on a shared, loaded machine compare these rather than wall time alone);
+then DKIM signatures per second (RSA-2048 and Ed25519, ``cryptography``). ``--profile FILE``
+runs Merpati's main process under cProfile (the SMTP worker processes, which serve submission
+too, are not profiled).
 Needs root (Postfix, port 25). Everything started here is stopped on exit.
 """
 
