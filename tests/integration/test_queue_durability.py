@@ -12,7 +12,7 @@ from pathlib import Path
 
 from support.dns_server import DnsServer
 from support.merpati_server import PASSWORD, MerpatiServer
-from support.net import free_port
+from support.net import free_port, wait_for_banner
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "queue"))
 
@@ -52,6 +52,8 @@ def test_acknowledged_submissions_survive_kill_9(tmp_path: Path) -> None:
         server.add_user("alice@a.test")
         server.start()
         try:
+            # start() waits for the MX banner; the submission listener comes up just after it
+            wait_for_banner(A_IP, server.ports["submission"], timeout=30, alive=lambda: server.running)
             with smtplib.SMTP(A_IP, server.ports["submission"], timeout=30) as s:
                 s.login("alice@a.test", PASSWORD)  # loopback counts as secure in this harness
                 for i in range(COUNT):

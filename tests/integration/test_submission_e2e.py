@@ -35,7 +35,7 @@ import pytest
 
 from support.dns_server import DnsServer
 from support.merpati_server import PASSWORD, MerpatiServer
-from support.net import free_port
+from support.net import free_port, wait_for_banner
 from support.tools import require_tool
 
 A_IP, B_IP, FORGER_IP = "127.0.0.2", "127.0.0.3", "127.0.0.9"
@@ -95,6 +95,8 @@ def world(tmp_path_factory: pytest.TempPathFactory):
         b.add_alias("loop@b.test", "loop@a.test")
         for server in servers:
             server.start()
+            # start() waits for the MX banner; the submission listener comes up just after it
+            wait_for_banner(server.host, server.ports["submission"], timeout=30, alive=lambda: server.running)
         yield dns, a, b
     finally:
         for server in servers:
@@ -287,6 +289,7 @@ def test_remote_down_stays_queued_then_delivered(world) -> None:
         assert attempts >= 2, shown
     finally:
         b.start()
+        wait_for_banner(b.host, b.ports["submission"], timeout=30, alive=lambda: b.running)
     assert wait_for_subject(b, "bob@b.test", b"while-down"), a.log_tail()
     assert "the queue is empty" in a.cli("queue", "list").stdout or "while-down" not in a.cli("queue", "list").stdout
 
