@@ -22,7 +22,7 @@ test-deps:
 	bash scripts/install-test-deps.sh
 
 test: $(STAMP) test-deps
-	$(PY) -m pytest -n auto -p no:cacheprovider
+	$(PY) -m pytest -n auto --dist loadfile -p no:cacheprovider
 
 bench: $(STAMP) test-deps
 	$(PY) bench/smtp_inbound.py
