@@ -22,10 +22,12 @@ import re
 import secrets
 import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from .net import assert_loopback, free_port, wait_for_banner
@@ -70,6 +72,20 @@ def write_self_signed(cert: Path, key: Path, hostname: str) -> None:
         )
     )
     key.chmod(0o600)
+
+
+def wait_listening(host: str, port: int, *, timeout: float, alive=lambda: True) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        if not alive():
+            raise RuntimeError("the server process exited during start-up")
+        try:
+            socket.create_connection((host, port), timeout=2).close()
+            return
+        except OSError as exc:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"nothing listens on {host}:{port}: {exc}") from None
+            time.sleep(0.02)
 
 
 class CliError(AssertionError):
@@ -231,6 +247,10 @@ class MerpatiServer:
         )
         try:
             self.banner = wait_for_banner(self.host, self.port, timeout=self.start_timeout, alive=lambda: self.running)
+            # The other listeners come up just after the MX one: wait until each accepts.
+            for name, port in self.ports.items():
+                if name != "smtp":
+                    wait_listening(self.host, port, timeout=self.start_timeout, alive=lambda: self.running)
         except Exception as exc:
             code = self.proc.poll()
             self._reap(signal.SIGKILL)
