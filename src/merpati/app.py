@@ -38,9 +38,10 @@ from merpati.wire.smtp import BareLineEndings, Reply, SmtpLimits, SmtpServer
 log = logging.getLogger("merpati")
 
 # The parts beside the MX, started in this order (stopped in reverse) by the main process;
-# SMTP worker processes start WORKER_PARTS too (submission and a queue runner of their own).
+# SMTP worker processes start WORKER_PARTS too (submission and a queue runner of their own, and
+# POP3: its one-session-per-maildrop lock holds across processes and nodes).
 PARTS = (queue_part, submission_part, imap_part, pop3_part)
-WORKER_PARTS = (queue_part, submission_part)
+WORKER_PARTS = (queue_part, submission_part, pop3_part)
 IMPLEMENTED_LISTENERS = ("smtp",) + tuple(name for part in PARTS for name in part.LISTENERS)
 ALL_LISTENERS = ("smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s")
 SHUTDOWN_GRACE = 30.0

@@ -1,5 +1,7 @@
 """Wiring of the pop3 part: the ``pop3`` (STLS, RFC 2595) and ``pop3s`` (implicit TLS,
-RFC 8314) listeners over one ``Pop3Service`` (maildrop locks, size cache) per server."""
+RFC 8314) listeners over one ``Pop3Service`` (maildrop locks, size cache) per process. Every SMTP
+process serves them (SO_REUSEPORT), as Dovecot runs several pop3 processes; the maildrop lock is
+the store's, so it holds across processes and nodes."""
 
 from __future__ import annotations
 
@@ -43,7 +45,7 @@ async def start(ctx: AppContext) -> list[Stoppable]:
         listener = Listener(
             name, addresses, factory, refuse=factory.refuse,
             max_connections=config.pop3.max_connections, max_per_ip=config.pop3.max_connections_per_ip,
-            ssl_context=ctx.tls if implicit else None,
+            ssl_context=ctx.tls if implicit else None, reuse_port=ctx.processes > 1,
         )
         try:
             await listener.start()
