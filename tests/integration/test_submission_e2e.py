@@ -238,12 +238,13 @@ def test_swaks_submission(world) -> None:
     _, a, b = world
     swaks = require_tool("swaks")
     proc = subprocess.run(
-        [swaks, "--server", a.host, "--port", str(a.ports["submission"]), "--auth", "PLAIN",  # loopback counts as secure (no Net::SSLeay)
+        [swaks, "--server", a.host, "--port", str(a.ports["submission"]), "--tls", "--auth", "PLAIN",
          "--auth-user", "alice@a.test", "--auth-password", PASSWORD, "--from", "alice@a.test",
          "--to", "bob@b.test", "--h-From", "alice@a.test", "--h-Subject", "via-swaks", "--helo", "client.test"],
         capture_output=True, text=True, timeout=60,
     )
     assert proc.returncode == 0, proc.stdout[-2000:]
+    assert "STARTTLS" in proc.stdout and "TLS started" in proc.stdout, proc.stdout[-2000:]
     assert any(b"Subject: via-swaks" in m for m in wait_for_subject(b, "bob@b.test", b"via-swaks"))
 
 
