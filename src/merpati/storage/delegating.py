@@ -54,6 +54,7 @@ class OpsBackedStore(SearchMethods):  # search, sort, thread, thread_data: searc
 
     async def remove_domain(self, name: str) -> None:
         await self._write(self._ops.remove_domain, name)
+        self.search_gc_soon()
 
     async def list_domains(self) -> list[str]:
         return await self._read(self._ops.list_domains)  # type: ignore[no-any-return]
@@ -67,6 +68,7 @@ class OpsBackedStore(SearchMethods):  # search, sort, thread, thread_data: searc
 
     async def delete_account(self, address: str) -> None:
         await self._write(self._ops.delete_account, address)
+        self.search_gc_soon()
 
     async def get_account(self, address: str) -> Account | None:
         return await self._read(self._ops.get_account, address)  # type: ignore[no-any-return]
@@ -105,6 +107,7 @@ class OpsBackedStore(SearchMethods):  # search, sort, thread, thread_data: searc
 
     async def delete_mailbox(self, account_id: int, name: str) -> None:
         await self._write(self._ops.delete_mailbox, account_id, name)
+        self.search_gc_soon()
 
     async def rename_mailbox(self, account_id: int, old: str, new: str) -> Mailbox:
         return await self._write(self._ops.rename_mailbox, account_id, old, new)  # type: ignore[no-any-return]
@@ -218,7 +221,10 @@ class OpsBackedStore(SearchMethods):  # search, sort, thread, thread_data: searc
         return changed, failed
 
     async def expunge(self, mailbox_id: int, uids: Sequence[int]) -> list[int]:
-        return await self._write(self._ops.expunge, mailbox_id, common.clean_uids(uids))  # type: ignore[no-any-return]
+        removed = await self._write(self._ops.expunge, mailbox_id, common.clean_uids(uids))
+        if removed:
+            self.search_gc_soon()  # search documents whose last message went (search_store.py)
+        return removed  # type: ignore[no-any-return]
 
     async def copy_messages(self, src_mailbox_id: int, uids: Sequence[int], dst_mailbox_id: int) -> list[tuple[int, int]]:
         clean = common.clean_uids(uids)

@@ -15,6 +15,14 @@ or ``postgres.search``; both have the same function names).
   the same writer wait at most one batch) until none is left. ``index_pending()`` does the
   same on demand (maintenance, benchmarks). Closing the store ends the indexer at its next
   batch; whatever is left stays pending, and correct.
+* SQLite (``DEFERRED_GC`` in its search module): an expunge only marks a document orphaned
+  when its last message goes; ``search_gc_soon()`` (called by the store after expunges, moves
+  and deletions) starts the same background task, which deletes orphans in batches
+  (``gc_orphans``) before indexing. PostgreSQL deletes documents with their messages.
+* The task waits ``MAINTENANCE_DELAY`` before its first transaction, so the work of a busy
+  second is done in a few batches (each FTS5 transaction writes an index segment that later
+  merges cost), and pauses ``INDEX_PAUSE`` between its transactions (writes queued on the same
+  writer wait at most one batch).
 """
 
 from __future__ import annotations
@@ -37,11 +45,14 @@ BACKFILL_BATCH = 100  # messages given a document per write transaction when cat
 INDEX_BATCH_DOCS = 64  # pending documents moved into the full-text index per transaction
 INDEX_BATCH_CHARS = 256 << 10  # ... and about this much text (SQLite: ~0.1 s of FTS5 work)
 INDEX_PAUSE = 0.005  # seconds between the indexer's transactions: deliveries go first
+GC_BATCH_DOCS = 128  # orphaned documents deleted per transaction
+MAINTENANCE_DELAY = 1.0  # seconds from the first hint to the background task's first batch
 
 
 class SearchMethods:
     _ops: Any
     _search_indexer: asyncio.Task[None] | None = None
+    _search_working = False  # the background task is past its delay (a batch may be in flight)
 
     @property
     def _search_ops(self) -> Any:
@@ -91,6 +102,8 @@ class SearchMethods:
         in-flight documents the loop skipped (PostgreSQL: SKIP LOCKED); another node's
         in-flight documents are left to that node."""
         moved = batches = 0
+        if max_batches is None:
+            await self.collect_search_garbage()
         while max_batches is None or batches < max_batches:
             n = await self._write(self._search_ops.index_pending, INDEX_BATCH_DOCS, INDEX_BATCH_CHARS)
             if not n:
@@ -98,9 +111,25 @@ class SearchMethods:
             moved += n
             batches += 1
         task = self._search_indexer
-        if max_batches is None and task is not None and not task.done() and task is not asyncio.current_task():
+        if (max_batches is None and task is not None and not task.done() and self._search_working
+                and task is not asyncio.current_task()):
             await asyncio.shield(task)
         return moved
+
+    async def collect_search_garbage(self) -> int:
+        """Delete every orphaned search document now (SQLite; see the module docstring);
+        returns how many were handled."""
+        if not getattr(self._search_ops, "DEFERRED_GC", False):
+            return 0
+        done = 0
+        while n := await self._write(self._search_ops.gc_orphans, GC_BATCH_DOCS, INDEX_BATCH_CHARS):
+            done += n
+        return done
+
+    def search_gc_soon(self) -> None:
+        """Documents may have lost their last message: have the background task collect them."""
+        if getattr(self._search_ops, "DEFERRED_GC", False):
+            self._start_indexer()
 
     async def pending_documents(self) -> int:
         """How many documents wait for the full-text indexer (all mailboxes)."""
@@ -135,13 +164,25 @@ class SearchMethods:
         self._search_indexer = asyncio.get_running_loop().create_task(self._run_indexer(), name="search-indexer")
 
     async def _run_indexer(self) -> None:
+        ops = self._search_ops
+        gc = getattr(ops, "DEFERRED_GC", False)
         try:
-            while await self._write(self._search_ops.index_pending, INDEX_BATCH_DOCS, INDEX_BATCH_CHARS):
+            await asyncio.sleep(MAINTENANCE_DELAY)
+            self._search_working = True
+            while True:
+                n = await self._write(ops.gc_orphans, GC_BATCH_DOCS, INDEX_BATCH_CHARS) if gc else 0
+                if n:
+                    await asyncio.sleep(INDEX_PAUSE)
+                m = await self._write(ops.index_pending, INDEX_BATCH_DOCS, INDEX_BATCH_CHARS)
+                if not n and not m:
+                    break
                 await asyncio.sleep(INDEX_PAUSE)
         except StoreError:  # closed, or the database is unavailable: what is left stays pending
             pass
         except Exception:  # pragma: no cover - a bug; searches stay correct without the index
             log.exception("search indexer stopped")
+        finally:
+            self._search_working = False
 
 
 def _now_us() -> int:

@@ -5,7 +5,7 @@ Schema (migration ``0004_search.sql``):
 * ``search_docs``: one row per indexed message *content* (sort and thread keys, sent date);
   ``messages.search_id`` points at it. COPY and MOVE carry ``search_id`` over, so copies share
   one document and are never re-indexed; a trigger deletes the document (and its full-text
-  entry) in the same transaction as the last message that used it.
+  entry) once the last message that used it is gone (``search_orphans``, below).
 * ``search_headers``: (doc_id, name, n) → folded decoded value, for HEADER/FROM/TO/... keys.
 * ``search_fts``: FTS5 with the trigram tokenizer (``detail=none``: about 2.4x the text, a
   third of ``detail=full``), rowid = ``search_docs.id``, columns ``headers`` and ``body``.
@@ -18,6 +18,11 @@ Schema (migration ``0004_search.sql``):
   path); ``index_pending`` moves it into ``search_fts`` in small batches (the store's
   indexer, started by searches that meet pending documents). Until then a search scans the
   pending text of its mailbox with ``instr``: answers never depend on the indexer's progress.
+* ``search_orphans`` (migration ``0007_search_gc.sql``): documents whose last message is gone.
+  The delete trigger only marks them (deleting FTS5 rows costs as much as indexing them, too
+  much for EXPUNGE's transaction); ``gc_orphans`` deletes them and everything hanging off them
+  in batches, run by the store's background maintenance. No search reaches an orphan (every
+  query starts from live message rows), and the indexer skips them.
 
 Messages stored without a document (before this migration, or by a path that did not index)
 have ``search_id`` NULL; the search methods notice (``unindexed``), index them
@@ -38,6 +43,7 @@ from merpati.storage.threads import ThreadRow
 
 Conn = sqlite3.Connection
 
+DEFERRED_GC = True  # expunges mark orphans; gc_orphans collects them (search_store.py)
 _GLOB_SPECIAL = "*?["
 UNINDEXED_BYTES = 32 << 20  # message bytes read per backfill batch
 
@@ -157,11 +163,14 @@ def attach_docs(conn: Conn, pairs: list[tuple[int, SearchDoc]]) -> tuple[int, li
 
 def index_pending(conn: Conn, max_docs: int, max_chars: int) -> tuple[int, list]:
     """Move pending documents (oldest first, at most ``max_docs`` and about ``max_chars``
-    characters of text, at least one) into the full-text index; returns how many were moved."""
+    characters of text, at least one) into the full-text index; returns how many were moved.
+    Orphaned documents are left for ``gc_orphans``."""
     picked: list[int] = []
     total = 0
     for doc_id, chars in conn.execute(
-        "SELECT doc_id, length(headers) + length(body) FROM search_pending ORDER BY doc_id LIMIT ?", (max_docs,)
+        "SELECT doc_id, length(headers) + length(body) FROM search_pending "
+        "WHERE doc_id NOT IN (SELECT doc_id FROM search_orphans) ORDER BY doc_id LIMIT ?",
+        (max_docs,),
     ):
         if picked and total + chars > max_chars:
             break
@@ -180,7 +189,49 @@ def index_pending(conn: Conn, max_docs: int, max_chars: int) -> tuple[int, list]
 
 
 def pending_count(conn: Conn) -> int:
-    return int(conn.execute("SELECT count(*) FROM search_pending").fetchone()[0])
+    return int(conn.execute(
+        "SELECT count(*) FROM search_pending WHERE doc_id NOT IN (SELECT doc_id FROM search_orphans)"
+    ).fetchone()[0])
+
+
+def gc_orphans(conn: Conn, max_docs: int, max_chars: int) -> tuple[int, list]:
+    """Delete orphaned documents (oldest first, at most ``max_docs`` and about ``max_chars``
+    characters of indexed text, at least one): their full-text rows, pending text, header
+    rows and the document; returns how many orphans were handled. A document some message
+    still uses (cannot happen: nothing gives an orphan a new message) is only unmarked."""
+    picked: list[int] = []
+    total = 0
+    for doc_id, chars in conn.execute(
+        "SELECT o.doc_id, coalesce((SELECT length(f.headers) + length(f.body) FROM search_fts f "
+        "WHERE f.rowid = o.doc_id), 0) FROM search_orphans o ORDER BY o.doc_id LIMIT ?",
+        (max_docs,),
+    ):
+        if picked and total + chars > max_chars:
+            break
+        picked.append(doc_id)
+        total += chars
+    if not picked:
+        return 0, []
+    ids = json.dumps(picked)
+    conn.execute(
+        "DELETE FROM search_orphans WHERE doc_id IN (SELECT value FROM json_each(?))", (ids,)
+    )
+    dead = [
+        r[0] for r in conn.execute(
+            "SELECT value FROM json_each(?) WHERE NOT EXISTS (SELECT 1 FROM messages WHERE search_id = value)",
+            (ids,),
+        )
+    ]
+    if dead:
+        ids = json.dumps(dead)
+        conn.executemany("DELETE FROM search_fts WHERE rowid = ?", [(d,) for d in dead])
+        # search_headers and search_pending go by ON DELETE CASCADE
+        conn.execute("DELETE FROM search_docs WHERE id IN (SELECT value FROM json_each(?))", (ids,))
+    return len(picked), []
+
+
+def orphan_count(conn: Conn) -> int:
+    return int(conn.execute("SELECT count(*) FROM search_orphans").fetchone()[0])
 
 
 # -- queries ------------------------------------------------------------------------------------------
