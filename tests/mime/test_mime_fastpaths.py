@@ -92,3 +92,20 @@ def test_split_fields_matches_reference(block: bytes, limits: MimeLimits) -> Non
     except MimeLimitError as err:
         got = err.reason
     assert got == expected
+
+
+HEADER_NAMES = st.sampled_from(["Received", "received", "RECEIVED", "From", "To", "Subject", "X-A", "x-a", "Date"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(HEADER_NAMES, st.text(max_size=20)), max_size=30), HEADER_NAMES)
+def test_header_index_matches_scan(fields: list[tuple[str, str]], asked: str) -> None:
+    from merpati.mime import ParsedMessage
+
+    pm = ParsedMessage(0, [[n, v] for n, v in fields], [{}], "")
+    plain = [v for k, v in pm.headers if k.lower() == asked.lower()]
+    assert pm.header_fields(asked) == plain
+    assert pm.header_fields(asked) is not pm.header_fields(asked)  # callers may modify their copy
+    assert pm.received_count == sum(1 for k, _ in pm.headers if k.lower() == "received")
+    pm.headers = [["Received", "x"], *pm.headers]  # a new header list is indexed afresh
+    assert pm.received_count == 1 + sum(1 for k, _ in fields if k.lower() == "received")

@@ -36,13 +36,15 @@ class ParsedMessage:
          "w": preview}               see merpati.mime.parser for the part keys
     """
 
-    __slots__ = ("size", "headers", "parts", "preview")
+    __slots__ = ("size", "headers", "parts", "preview", "_index", "_indexed")
 
     def __init__(self, size: int, headers: list[list[str]], parts: list[dict], preview: str) -> None:
         self.size = size
         self.headers = headers
         self.parts = parts
         self.preview = preview
+        self._index: dict[str, list[str]] = {}
+        self._indexed: list[list[str]] | None = None  # the headers list _index was built from
 
     # -- serialisation -------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -68,10 +70,19 @@ class ParsedMessage:
         return f"<ParsedMessage size={self.size} parts={len(self.parts)}>"
 
     # -- headers ---------------------------------------------------------------------
+    def _fields(self) -> dict[str, list[str]]:
+        """Lower-case field name → raw values in order, built once on first use: delivery,
+        the search document and the checks ask for a dozen fields of each message."""
+        if self._indexed is not self.headers:
+            index: dict[str, list[str]] = {}
+            for k, v in self.headers:
+                index.setdefault(k.lower(), []).append(v)
+            self._index, self._indexed = index, self.headers
+        return self._index
+
     def header_fields(self, name: str) -> list[str]:
         """Raw (unfolded, undecoded; latin-1 per byte) values of top-level fields."""
-        name = name.lower()
-        return [v for k, v in self.headers if k.lower() == name]
+        return list(self._fields().get(name.lower(), ()))
 
     def header(self, name: str) -> str | None:
         """First field ``name`` decoded (RFC 2047, UTF-8 raw), or None."""
@@ -80,7 +91,7 @@ class ParsedMessage:
 
     @property
     def received_count(self) -> int:
-        return sum(1 for k, _ in self.headers if k.lower() == "received")
+        return len(self._fields().get("received", ()))
 
     @property
     def subject(self) -> str | None:

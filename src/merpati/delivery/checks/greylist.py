@@ -24,6 +24,7 @@ from merpati.delivery.checks.results import Result, tempfail
 from merpati.storage.checks_api import ChecksStore, greylist_key
 
 TOUCH_EVERY = 3600.0  # refresh a passed triple's last sight at most this often (seconds)
+NETWORK_MEMO = 4096  # client addresses whose network is remembered (ipaddress costs ~6 µs a call)
 
 
 def client_network(ip: str) -> str:
@@ -77,11 +78,20 @@ class GreylistCheck:
         self._clock = clock
         # key → when its last sight was written; entries live TOUCH_EVERY seconds.
         self._passed: TtlCache[str, float] = TtlCache(ttl=TOUCH_EVERY, size=cache_size, clock=clock)
+        self._networks: dict[str, str] = {}
+
+    def _network(self, ip: str) -> str:
+        net = self._networks.get(ip)
+        if net is None:
+            if len(self._networks) >= NETWORK_MEMO:
+                self._networks.clear()
+            net = self._networks[ip] = client_network(ip)
+        return net
 
     async def on_rcpt(self, ctx: CheckContext) -> Result | None:
         if ctx.client.authenticated_as:
             return None
-        key = greylist_key(client_network(ctx.ip), ctx.sender or "", ctx.recipient or "")
+        key = greylist_key(self._network(ctx.ip), ctx.sender or "", ctx.recipient or "")
         if self._passed.get(key) is not None:
             return None
         now = self._clock()

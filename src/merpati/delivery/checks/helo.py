@@ -13,6 +13,7 @@ import re
 from merpati.delivery.checks.context import CheckContext
 from merpati.delivery.checks.results import Result, add_score
 
+_IPV4_CHARS = "0123456789."
 _LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 
 
@@ -49,11 +50,12 @@ class HeloCheck:
             if given != client:
                 return add_score(s["literal"], "HELO address literal is not the client's address")
             return None
-        try:
-            ipaddress.ip_address(name)
-            return add_score(s["bare_ip"], "HELO is a bare IP address")
-        except ValueError:
-            pass
+        if ":" in name or not name.strip(_IPV4_CHARS):  # could be an address (IPv6 has a colon)
+            try:
+                ipaddress.ip_address(name)
+                return add_score(s["bare_ip"], "HELO is a bare IP address")
+            except ValueError:
+                pass
         host = name[:-1] if name.endswith(".") else name
         if not host or len(host) > 253 or not all(_LABEL.match(label) for label in host.split(".")):
             return add_score(s["invalid"], "HELO name is not a valid domain")

@@ -139,12 +139,17 @@ class CheckPipeline:
             decision = _strongest(decision, results)
             if decision is not None and decision.action in (Action.REJECT, Action.TEMPFAIL, Action.ACCEPT):
                 return found, decision
-        if spec.concurrent:
+        if len(spec.concurrent) == 1:  # nothing to overlap with: no task to create and schedule
+            name, fn, timeout = spec.concurrent[0]
+            batches = [await self._call(name, fn, ctx, timeout)]
+        elif spec.concurrent:
             batches = await asyncio.gather(*(self._call(n, f, ctx, t) for n, f, t in spec.concurrent))
-            for results in batches:
-                found.extend(results)
-                ctx.results.extend(results)
-                decision = _strongest(decision, results)
+        else:
+            batches = []
+        for results in batches:
+            found.extend(results)
+            ctx.results.extend(results)
+            decision = _strongest(decision, results)
         return found, decision
 
     async def run_recipient(self, ctx: CheckContext, rcpt: LocalRecipient) -> list[Result]:

@@ -73,6 +73,8 @@ class InboundSession:
 
     @property
     def trusted(self) -> bool:
+        if not self.policy.trusted_networks:
+            return False
         try:
             ip = ipaddress.ip_address(self.client.ip)
         except ValueError:
