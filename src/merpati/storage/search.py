@@ -79,6 +79,10 @@ MAX_DEPTH = 40  # wire.imap allows 32; SQLite's parser overflows near 48 nested 
 MAX_STRING = 4096  # characters of one search string
 MAX_TEXT_KEYS = 64  # Header/Body/Text keys with a non-empty string per query (each one is a subquery)
 MAX_UID = 0xFFFFFFFF
+# A search starts the full-text indexer only when the mailbox has this many pending documents:
+# below it, scanning their text (``instr``/``strpos``, exact either way) costs less than indexing
+# them, which a mailbox with churn (messages expunged within minutes) would pay for nothing.
+INDEX_MIN_PENDING = 64
 
 
 class DateOp(str, enum.Enum):

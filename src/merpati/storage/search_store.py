@@ -10,15 +10,17 @@ or ``postgres.search``; both have the same function names).
   again: the answer always covers every message.
 * Full text is indexed lazily, as Dovecot's fts does: delivery stores each document's text
   as *pending* (cheap), searches scan the pending text of their mailbox besides asking the
-  index, and a search that met pending documents starts this store's indexer, a background
+  index, and a search that met pending documents (``search.INDEX_MIN_PENDING`` or more in its
+  mailbox: fewer cost less to scan than to index) starts this store's indexer, a background
   task that moves them into the index in small write transactions (so deliveries queued on
   the same writer wait at most one batch) until none is left. ``index_pending()`` does the
   same on demand (maintenance, benchmarks). Closing the store ends the indexer at its next
   batch; whatever is left stays pending, and correct.
 * SQLite (``DEFERRED_GC`` in its search module): an expunge only marks a document orphaned
-  when its last message goes; ``search_gc_soon()`` (called by the store after expunges, moves
-  and deletions) starts the same background task, which deletes orphans in batches
-  (``gc_orphans``) before indexing. PostgreSQL deletes documents with their messages.
+  when its last message goes; ``search_gc_soon()`` (called by the store after expunges and
+  deletions) starts the same background task, which deletes orphans in batches
+  (``gc_orphans``), and indexes only when a search asked for it. PostgreSQL deletes documents
+  with their messages.
 * The task waits ``MAINTENANCE_DELAY`` before its first transaction, so the work of a busy
   second is done in a few batches (each FTS5 transaction writes an index segment that later
   merges cost), and pauses ``INDEX_PAUSE`` between its transactions (writes queued on the same
@@ -53,6 +55,7 @@ class SearchMethods:
     _ops: Any
     _search_indexer: asyncio.Task[None] | None = None
     _search_working = False  # the background task is past its delay (a batch may be in flight)
+    _search_index_wanted = False  # a search asked for indexing (else the task only collects)
 
     @property
     def _search_ops(self) -> Any:
@@ -141,7 +144,8 @@ class SearchMethods:
         if missing:
             await self._backfill(mailbox_id)
             result, (_missing, pending) = await self._read(fn, mailbox_id, *args)
-        if pending:
+        if pending >= s.INDEX_MIN_PENDING:
+            self._search_index_wanted = True
             self._start_indexer()
         return result
 
@@ -173,7 +177,11 @@ class SearchMethods:
                 n = await self._write(ops.gc_orphans, GC_BATCH_DOCS, INDEX_BATCH_CHARS) if gc else 0
                 if n:
                     await asyncio.sleep(INDEX_PAUSE)
-                m = await self._write(ops.index_pending, INDEX_BATCH_DOCS, INDEX_BATCH_CHARS)
+                m = 0
+                if self._search_index_wanted:
+                    m = await self._write(ops.index_pending, INDEX_BATCH_DOCS, INDEX_BATCH_CHARS)
+                    if not m:
+                        self._search_index_wanted = False
                 if not n and not m:
                     break
                 await asyncio.sleep(INDEX_PAUSE)

@@ -190,21 +190,22 @@ _FROM = "FROM messages m LEFT JOIN search_docs d ON d.id = m.search_id WHERE m.m
 
 async def _prepare(
     conn: Conn, mailbox_id: int, query: s.Query, now_us: int
-) -> tuple[str, list[Any], tuple[bool, bool]]:
-    """(WHERE text, params, (some message of the mailbox lacks a document, some of its
-    documents are still pending))."""
+) -> tuple[str, list[Any], tuple[bool, int]]:
+    """(WHERE text, params, (some message of the mailbox lacks a document, how many of its
+    documents are still pending, counted up to ``search.INDEX_MIN_PENDING``))."""
     row = await conn.fetchrow(
         "SELECT EXISTS (SELECT 1 FROM mailboxes WHERE id = $1), "
         "EXISTS (SELECT 1 FROM messages WHERE mailbox_id = $1 AND search_id IS NULL), "
         "EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_trgm'), "
         "current_setting('lc_ctype') NOT IN ('C', 'POSIX'), "
-        "EXISTS (SELECT 1 FROM search_pending p JOIN messages m ON m.search_id = p.doc_id WHERE m.mailbox_id = $1), "
+        "(SELECT count(*) FROM (SELECT 1 FROM search_pending p JOIN messages m ON m.search_id = p.doc_id "
+        "WHERE m.mailbox_id = $1 LIMIT $2) x), "
         # For this read transaction only: no JIT (compiling costs more than a search), and no
         # sequential scans: the planner does not count detoasting the text, so it would read
         # every document of every mailbox rather than use the trigram index (15 ms against 1 ms
         # at 4,000 documents). Every search has an index path: mailbox, document id, trigrams.
         "set_config('jit', 'off', true), set_config('enable_seqscan', 'off', true)",
-        mailbox_id,
+        mailbox_id, s.INDEX_MIN_PENDING,
     )
     if not row[0]:
         raise NotFound(f"no mailbox {mailbox_id}")
@@ -213,14 +214,14 @@ async def _prepare(
     if big:
         uids = [r[0] for r in await conn.fetch("SELECT uid FROM messages WHERE mailbox_id = $1 ORDER BY uid", mailbox_id)]
         expanded = expand_uid_sets(big, uids)
-    c = PgCompiler(now_us, expanded, trigram=row[2], unicode_words=row[3], pending=row[4])
+    c = PgCompiler(now_us, expanded, trigram=row[2], unicode_words=row[3], pending=row[4] > 0)
     where = c.compile(query)
-    return where, [mailbox_id, *c.params], (bool(row[1]), bool(row[4]))
+    return where, [mailbox_id, *c.params], (bool(row[1]), int(row[4]))
 
 
 async def search_uids(
     conn: Conn, mailbox_id: int, query: s.Query, now_us: int
-) -> tuple[list[int], tuple[bool, bool]]:
+) -> tuple[list[int], tuple[bool, int]]:
     where, params, state = await _prepare(conn, mailbox_id, query, now_us)
     rows = await conn.fetch(f"SELECT m.uid {_FROM}{where} ORDER BY m.uid", *params)
     return [r[0] for r in rows], state
@@ -228,7 +229,7 @@ async def search_uids(
 
 async def sort_uids(
     conn: Conn, mailbox_id: int, query: s.Query, keys: list[s.SortKey], now_us: int
-) -> tuple[list[int], tuple[bool, bool]]:
+) -> tuple[list[int], tuple[bool, int]]:
     where, params, state = await _prepare(conn, mailbox_id, query, now_us)
     rows = await conn.fetch(f'SELECT m.uid {_FROM}{where} ORDER BY {order_by(keys, chr(34) + "C" + chr(34))}', *params)
     return [r[0] for r in rows], state
@@ -246,7 +247,7 @@ def _thread_row(r: Any) -> ThreadRow:
 
 async def thread_rows(
     conn: Conn, mailbox_id: int, query: s.Query, now_us: int
-) -> tuple[list[ThreadRow], tuple[bool, bool]]:
+) -> tuple[list[ThreadRow], tuple[bool, int]]:
     where, params, state = await _prepare(conn, mailbox_id, query, now_us)
     rows = await conn.fetch(f"SELECT {_THREAD_COLS} {_FROM}{where} ORDER BY m.uid", *params)
     return [_thread_row(r) for r in rows], state

@@ -16,7 +16,7 @@ Schema (migration ``0004_search.sql``):
 * ``search_pending``: the text of documents not yet in ``search_fts``. Delivery writes the
   text here (an FTS5 trigram insert costs about 1 ms per 2 KB, too much for the SMTP 250
   path); ``index_pending`` moves it into ``search_fts`` in small batches (the store's
-  indexer, started by searches that meet pending documents). Until then a search scans the
+  indexer, started by searches that meet enough pending documents). Until then a search scans the
   pending text of its mailbox with ``instr``: answers never depend on the indexer's progress.
 * ``search_orphans`` (migration ``0007_search_gc.sql``): documents whose last message is gone.
   The delete trigger only marks them (deleting FTS5 rows costs as much as indexing them, too
@@ -239,9 +239,9 @@ def orphan_count(conn: Conn) -> int:
 _FROM = "FROM messages m LEFT JOIN search_docs d ON d.id = m.search_id WHERE m.mailbox_id = ? AND "
 
 
-def _prepare(conn: Conn, mailbox_id: int, query: s.Query, now_us: int) -> tuple[str, list[Any], tuple[bool, bool]]:
-    """(WHERE text, params, (some message of the mailbox lacks a document, some of its
-    documents are still pending))."""
+def _prepare(conn: Conn, mailbox_id: int, query: s.Query, now_us: int) -> tuple[str, list[Any], tuple[bool, int]]:
+    """(WHERE text, params, (some message of the mailbox lacks a document, how many of its
+    documents are still pending, counted up to ``search.INDEX_MIN_PENDING``))."""
     if conn.execute("SELECT 1 FROM mailboxes WHERE id = ?", (mailbox_id,)).fetchone() is None:
         raise NotFound(f"no mailbox {mailbox_id}")
     big = large_uid_sets(query)
@@ -253,15 +253,16 @@ def _prepare(conn: Conn, mailbox_id: int, query: s.Query, now_us: int) -> tuple[
         "SELECT 1 FROM messages WHERE mailbox_id = ? AND search_id IS NULL LIMIT 1", (mailbox_id,)
     ).fetchone() is not None
     pending = conn.execute(
-        "SELECT 1 FROM search_pending p JOIN messages m ON m.search_id = p.doc_id WHERE m.mailbox_id = ? LIMIT 1",
-        (mailbox_id,),
-    ).fetchone() is not None
-    c = SqliteCompiler(now_us, expanded, pending=pending)
+        "SELECT count(*) FROM (SELECT 1 FROM search_pending p JOIN messages m ON m.search_id = p.doc_id "
+        "WHERE m.mailbox_id = ? LIMIT ?)",
+        (mailbox_id, s.INDEX_MIN_PENDING),
+    ).fetchone()[0]
+    c = SqliteCompiler(now_us, expanded, pending=pending > 0)
     where = c.compile(query)
     return where, [mailbox_id, *c.params], (missing, pending)
 
 
-def search_uids(conn: Conn, mailbox_id: int, query: s.Query, now_us: int) -> tuple[list[int], tuple[bool, bool]]:
+def search_uids(conn: Conn, mailbox_id: int, query: s.Query, now_us: int) -> tuple[list[int], tuple[bool, int]]:
     where, params, state = _prepare(conn, mailbox_id, query, now_us)
     rows = conn.execute(f"SELECT m.uid {_FROM}{where} ORDER BY m.uid", params).fetchall()
     return [r[0] for r in rows], state
@@ -269,7 +270,7 @@ def search_uids(conn: Conn, mailbox_id: int, query: s.Query, now_us: int) -> tup
 
 def sort_uids(
     conn: Conn, mailbox_id: int, query: s.Query, keys: list[s.SortKey], now_us: int
-) -> tuple[list[int], tuple[bool, bool]]:
+) -> tuple[list[int], tuple[bool, int]]:
     where, params, state = _prepare(conn, mailbox_id, query, now_us)
     rows = conn.execute(f"SELECT m.uid {_FROM}{where} ORDER BY {order_by(keys)}", params).fetchall()
     return [r[0] for r in rows], state
@@ -287,7 +288,7 @@ def _thread_row(r: Any) -> ThreadRow:
 
 def thread_rows(
     conn: Conn, mailbox_id: int, query: s.Query, now_us: int
-) -> tuple[list[ThreadRow], tuple[bool, bool]]:
+) -> tuple[list[ThreadRow], tuple[bool, int]]:
     where, params, state = _prepare(conn, mailbox_id, query, now_us)
     rows = conn.execute(f"SELECT {_THREAD_COLS} {_FROM}{where} ORDER BY m.uid", params).fetchall()
     return [_thread_row(r) for r in rows], state
