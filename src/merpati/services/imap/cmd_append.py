@@ -30,10 +30,20 @@ async def _mailbox(s: ImapSession, name: str) -> Mailbox:
     return mailbox
 
 
+async def _append_target(s: ImapSession, name: str) -> Mailbox:
+    """The mailbox the literal check just looked up for this command (no second read), else a
+    fresh lookup. (A mailbox deleted in between fails the append: TRYCREATE, as before.)"""
+    found, s.append_mailbox = s.append_mailbox, None
+    if found is not None and found[0] == name:
+        return found[1]  # type: ignore[no-any-return]
+    return await _mailbox(s, name)
+
+
 async def check_literal(s: ImapSession, ev: AppendLiteral) -> Reply | None:
     """Decide on one APPEND literal before it is sent: None accepts it, a Reply refuses."""
     try:
-        await _mailbox(s, ev.mailbox)
+        s.append_mailbox = None
+        s.append_mailbox = (ev.mailbox, await _mailbox(s, ev.mailbox))
         if ev.index == 0:
             s.append_bytes = 0
         s.append_bytes += ev.size
@@ -53,7 +63,7 @@ def _parse(data: bytes, parse: Any) -> Any:
 
 
 async def append(s: ImapSession, tag: str, cmd: c.Append) -> Reply:
-    mailbox = await _mailbox(s, cmd.mailbox)
+    mailbox = await _append_target(s, cmd.mailbox)
     parse = s.ctx.parse_message or parse_message
     now = datetime.now(timezone.utc)
     messages = []
@@ -73,7 +83,7 @@ async def append(s: ImapSession, tag: str, cmd: c.Append) -> Reply:
         raise ImapNo("Mailbox does not exist", "TRYCREATE") from None
     view = s.selected
     if view is not None and view.mailbox_id == mailbox.id:
-        view.expect_new()
+        view.expect_new(metas)
     if not metas:
         return Reply(text="APPEND completed")
     uids = SequenceSet.from_numbers(m.uid for m in metas).format()

@@ -46,6 +46,7 @@ BASE_CAPABILITIES = (
 )
 PRELOGIN_CAPABILITIES = ("IMAP4rev1", "IMAP4rev2", "SASL-IR", "LITERAL+", "ID", "ENABLE", "IDLE")
 ENABLEABLE = frozenset({"CONDSTORE", "QRESYNC", "UTF8=ACCEPT", "IMAP4REV2"})
+FLUSH_BYTES = 65_536  # flush_out writes once this much output is pending
 
 
 class Action(enum.Enum):
@@ -153,6 +154,7 @@ class ImapSession:
         self._counted = False
         self.idle_tag: str | None = None
         self.append_bytes = 0
+        self.append_mailbox: Any = None  # (name, Mailbox) the last APPEND literal check found
         self.writer: Callable[[bytes], Awaitable[None]] | None = None
 
     # -- properties --------------------------------------------------------------------------
@@ -269,8 +271,9 @@ class ImapSession:
             raise ImapBad(str(exc)) from None
 
     async def flush_out(self) -> None:
-        """Write what is pending now (long FETCH answers), when the driver gave a writer."""
-        if self.writer is not None and self.out:
+        """Write what is pending now if it is ``FLUSH_BYTES`` or more (long FETCH answers), when
+        the driver gave a writer; a short answer goes out with its tagged line, in one write."""
+        if self.writer is not None and self.out and sum(map(len, self.out)) >= FLUSH_BYTES:
             data = b"".join(self.out)
             self.out.clear()
             await self.writer(data)

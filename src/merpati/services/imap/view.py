@@ -118,7 +118,8 @@ class SelectedMailbox:
         self._expunged: set[int] = set()  # gone from the store, not yet announced
         self._flags: set[int] = set()  # flags changed by others, not yet announced
         self._reported: dict[int, int] = {}  # uid -> MODSEQ the client already got
-        self._maybe_new = False  # the session added mail itself: read the store for it
+        self._maybe_new = False  # the session added mail itself: read the store for it ...
+        self._own: dict[int, int] = {}  # ... unless what it added (uid -> modseq) closes every gap
         self._added: dict[int, int] = {}  # uid -> modseq, from MessageAdded events (no read needed)
         self._resync = False
         self.gone = False  # the mailbox was deleted (or renamed away) by another session
@@ -202,9 +203,14 @@ class SelectedMailbox:
             self._reported.pop(u, None)
         return [n - i for i, n in enumerate(seqs)]
 
-    def expect_new(self) -> None:
-        """The session added mail here itself (APPEND, COPY): look for it at the next sync."""
+    def expect_new(self, metas: Iterable[MessageMeta] = ()) -> None:
+        """The session added mail here itself (APPEND, COPY): look for it at the next sync.
+        ``metas``, what it added: when they and the change-feed events already queued make an
+        unbroken run of UIDs after the last known one, no message can be missing and the sync
+        needs no store read (UIDs are allocated one by one; a gap means something unseen)."""
         self._maybe_new = True
+        for m in metas:
+            self._own[m.uid] = m.modseq
 
     # -- change feed -------------------------------------------------------------------------
     def note(self, change: Change) -> bool:
@@ -226,6 +232,7 @@ class SelectedMailbox:
                     self._expunged.add(u)
                 else:
                     self._added.pop(u, None)  # gone before the client heard of it
+                    self._own.pop(u, None)
             if change.modseq > self.highestmodseq:
                 self.highestmodseq = change.modseq
         elif isinstance(change, MailboxChanged):
@@ -266,6 +273,10 @@ class SelectedMailbox:
         if expunges and self._expunged:
             out.append(self.announce_expunges(self._expunged, qresync=qresync))
         new: list[int] = []
+        if self._maybe_new and self._own_run_complete():
+            self._maybe_new = False
+            self._added.update(self._own)
+        self._own.clear()
         if self._maybe_new:
             self._maybe_new = False
             self._added.clear()
@@ -290,6 +301,13 @@ class SelectedMailbox:
         if self._flags:
             out.append(await self._flag_updates(store, condstore=condstore))
         return b"".join(out)
+
+    def _own_run_complete(self) -> bool:
+        if not self._own:
+            return False
+        last = self.last_uid
+        uids = {u for u in self._own if u > last} | {u for u in self._added if u > last}
+        return bool(uids) and min(uids) == last + 1 and max(uids) == last + len(uids)
 
     def announce_expunges(self, uids: Iterable[int], *, qresync: bool) -> bytes:
         uids = sorted(u for u in set(uids) if self.seq_of(u) is not None)
