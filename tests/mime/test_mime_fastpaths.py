@@ -109,3 +109,19 @@ def test_header_index_matches_scan(fields: list[tuple[str, str]], asked: str) ->
     assert pm.received_count == sum(1 for k, _ in pm.headers if k.lower() == "received")
     pm.headers = [["Received", "x"], *pm.headers]  # a new header list is indexed afresh
     assert pm.received_count == 1 + sum(1 for k, _ in fields if k.lower() == "received")
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.sampled_from(["Mon, 01 Jan 2024 12:00:00 +0000", "garbage", "=?utf-8?q?caf=C3=A9?=", ""]),
+       st.sampled_from(["Subject", "DATE", "From"]))
+def test_decoded_header_memo_matches_fresh_decode(value: str, name: str) -> None:
+    from merpati.mime import ParsedMessage
+    from merpati.mime.text import decode_words
+
+    pm = ParsedMessage(0, [[name, value], ["Date", value]], [{}], "")
+    fresh = ParsedMessage(0, [[name, value], ["Date", value]], [{}], "")
+    assert pm.header(name) == decode_words(value) == pm.header(name)
+    assert pm.date == fresh.date and pm.date == fresh.date
+    pm.headers = [["Date", "Tue, 02 Jan 2024 00:00:00 +0000"], [name, "other"]]
+    assert pm.header(name) == ("other" if name != "DATE" else "Tue, 02 Jan 2024 00:00:00 +0000")
+    assert pm.date is not None and pm.date.day == 2

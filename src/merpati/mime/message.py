@@ -36,7 +36,7 @@ class ParsedMessage:
          "w": preview}               see merpati.mime.parser for the part keys
     """
 
-    __slots__ = ("size", "headers", "parts", "preview", "_index", "_indexed")
+    __slots__ = ("size", "headers", "parts", "preview", "_index", "_indexed", "_decoded")
 
     def __init__(self, size: int, headers: list[list[str]], parts: list[dict], preview: str) -> None:
         self.size = size
@@ -45,6 +45,7 @@ class ParsedMessage:
         self.preview = preview
         self._index: dict[str, list[str]] = {}
         self._indexed: list[list[str]] | None = None  # the headers list _index was built from
+        self._decoded: dict[str, Any] = {}  # header()/date values, valid while _index is
 
     # -- serialisation -------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -77,7 +78,7 @@ class ParsedMessage:
             index: dict[str, list[str]] = {}
             for k, v in self.headers:
                 index.setdefault(k.lower(), []).append(v)
-            self._index, self._indexed = index, self.headers
+            self._index, self._indexed, self._decoded = index, self.headers, {}
         return self._index
 
     def header_fields(self, name: str) -> list[str]:
@@ -86,8 +87,14 @@ class ParsedMessage:
 
     def header(self, name: str) -> str | None:
         """First field ``name`` decoded (RFC 2047, UTF-8 raw), or None."""
-        vals = self.header_fields(name)
-        return decode_words(vals[0]) if vals else None
+        vals = self._fields().get(name.lower())
+        if not vals:
+            return None
+        key = "h:" + vals[0]
+        found = self._decoded.get(key)
+        if found is None:
+            found = self._decoded[key] = decode_words(vals[0])
+        return found  # type: ignore[no-any-return]
 
     @property
     def received_count(self) -> int:
@@ -113,13 +120,18 @@ class ParsedMessage:
 
     @property
     def date(self) -> datetime | None:
-        v = self.header_fields("date")
+        v = self._fields().get("date")
         if not v:
             return None
+        key = "d:" + v[0]
+        if key in self._decoded:
+            return self._decoded[key]  # type: ignore[no-any-return]
         try:
-            return parsedate_to_datetime(decode_raw(v[0]).strip())
+            found = parsedate_to_datetime(decode_raw(v[0]).strip())
         except (TypeError, ValueError, IndexError, OverflowError):
-            return None
+            found = None
+        self._decoded[key] = found
+        return found
 
     @property
     def from_(self) -> str | None:
