@@ -188,7 +188,9 @@ def bench_merpati(args, root: Path) -> Result:
     result = Result("merpati", args.messages)
     server = MerpatiServer(
         root / "merpati", host=MERPATI_HOST, hostname="mx.merpati.test",
-        extra_smtp={"max_connections_per_ip": max(50, args.connections * 2)},
+        extra_smtp={"max_connections_per_ip": max(50, args.connections * 2),
+                    **({"workers": args.workers} if args.workers else {})},
+        extra_config="" if args.checks else "[checks]\nenabled = false\n",
     )
     try:
         server.add_domain(MERPATI_DOMAIN)
@@ -291,6 +293,8 @@ def main(argv: list[str] | None = None) -> int:
     side = ap.add_mutually_exclusive_group()
     side.add_argument("--merpati-only", action="store_true")
     side.add_argument("--postfix-only", action="store_true")
+    ap.add_argument("--workers", type=int, default=0, help="Merpati's [smtp] workers (default: its own default, one per core)")
+    ap.add_argument("--no-checks", dest="checks", action="store_false", help="Merpati with [checks] enabled = false (default: the shipped checks)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder (logs, stores)")
     args = ap.parse_args(argv)
 

@@ -218,6 +218,7 @@ class Writer:
         self._thread = threading.Thread(target=self._run, name="merpati-sqlite-writer", daemon=True)
         self._closed = False
         self.batches = 0  # statistics: commits done
+        self._stopping = False
         self.jobs = 0
 
     async def start(self) -> int:
@@ -248,36 +249,42 @@ class Writer:
             return
         self._ready.set_result(version)
         try:
-            stopping = False
-            while not stopping:
+            self._stopping = False
+            while not self._stopping:
                 first = self._queue.get()
                 if first is _STOP:
                     break
                 batch = [first]
-                while len(batch) < MAX_BATCH:
-                    try:
-                        nxt = self._queue.get_nowait()
-                    except queue.Empty:
-                        break
-                    if nxt is _STOP:
-                        stopping = True
-                        break
-                    batch.append(nxt)
                 self._run_batch(conn, batch)
                 _hand_back(batch, self._publish)
         finally:
             conn.close()
 
+    def _drain(self, batch: list[_Job]) -> None:
+        while len(batch) < MAX_BATCH:
+            try:
+                nxt = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if nxt is _STOP:
+                self._stopping = True
+                return
+            batch.append(nxt)
+
     def _run_batch(self, conn: sqlite3.Connection, batch: list[_Job]) -> None:
-        self.batches += 1
-        self.jobs += len(batch)
         try:
             begin_immediate(conn, timeout_ms=self._busy_timeout_ms)
         except BaseException as exc:
+            self._drain(batch)
             err = map_error(exc)
             for job in batch:
                 job.error = err
             return
+        # The batch is gathered once the write lock is ours: jobs that queued while another
+        # process (an SMTP worker) held it share this commit and its fsync.
+        self._drain(batch)
+        self.batches += 1
+        self.jobs += len(batch)
         try:
             for i, job in enumerate(batch):
                 sp = f"job{i}"
