@@ -84,5 +84,5 @@ class SqliteStore(OpsBackedStore):
         return await self._writer.submit(lambda conn: fn(conn, *args))
 
     async def _read(self, fn: Any, *args: Any) -> Any:
-        """Run ``fn(conn, *args)`` in one read transaction on a reader thread."""
-        return await self._readers.submit(lambda conn: fn(conn, *args))
+        """Run ``fn(conn, *args)`` in one read transaction (inline when quick, see Readers.run)."""
+        return await self._readers.run(fn, args)

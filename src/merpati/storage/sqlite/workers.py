@@ -42,6 +42,7 @@ from merpati.storage.migrations import check_not_newer, load_migrations
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 256
+INLINE_READ_MAX_S = 0.001  # a read function whose recent runs took longer goes to a thread
 BUSY_TIMEOUT_MS = 5000
 
 WriteFn = Callable[[sqlite3.Connection], tuple[Any, list[Change]]]
@@ -59,6 +60,13 @@ def map_error(exc: BaseException) -> BaseException:
     if isinstance(exc, OSError):
         return TemporaryStoreError(f"sqlite: {exc}")
     return exc
+
+
+def _mapped(exc: BaseException) -> BaseException:
+    mapped = map_error(exc)
+    if mapped is exc:  # not an sqlite error: re-raise as it is
+        raise exc
+    return mapped
 
 
 def connect(path: str, *, readonly: bool, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> sqlite3.Connection:
@@ -322,6 +330,9 @@ class Readers:
             for i in range(count)
         ]
         self._closed = False
+        self._inline_conn: sqlite3.Connection | None = None
+        self._inline_thread: int | None = None  # the loop thread that owns _inline_conn
+        self._cost: dict[Any, float] = {}  # read function -> recent seconds per run
 
     def start(self) -> None:
         for t in self._threads:
@@ -330,10 +341,90 @@ class Readers:
     async def submit(self, fn: ReadFn) -> Any:
         return await _enqueue(self._queue, fn, closed=self._closed)
 
+    async def run(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+        """``fn(conn, *args)`` in one read transaction: on the calling (loop) thread when ``fn``
+        has been quick, else on a reader thread.
+
+        A hand-off to a reader thread and back costs several context switches and GIL
+        hand-overs, more than most reads themselves (an IMAP SELECT's message list, a mailbox
+        lookup); profiles of the IMAP benchmark showed about 40% of the server's CPU in the
+        kernel's task switching. Reads in WAL mode never wait for writers, so a quick read runs
+        inline; an operation whose recent runs were slow (a search or listing of a huge mailbox)
+        goes to the threads, so it does not stall every other session on the loop."""
+        if self._closed:
+            raise StoreError("store is closed")
+        if self._inline_ok(fn):
+            done, result = self._run_inline(fn, args)
+            if done:
+                return result
+        return await _enqueue(self._queue, self._timed(fn, args), closed=self._closed)
+
+    def _inline_ok(self, fn: Any) -> bool:
+        if self._inline_thread is None:
+            self._inline_thread = threading.get_ident()
+        elif self._inline_thread != threading.get_ident():
+            return False
+        return self._cost.get(fn, 0.0) < INLINE_READ_MAX_S
+
+    def _note(self, fn: Any, seconds: float) -> None:
+        old = self._cost.get(fn)
+        if old is None and len(self._cost) >= 4096:  # callers pass module functions; stay bounded anyway
+            self._cost.clear()
+        if seconds > INLINE_READ_MAX_S * 4 or old is None:
+            self._cost[fn] = seconds
+        else:
+            self._cost[fn] = old * 0.75 + seconds * 0.25
+
+    def _timed(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> ReadFn:
+        def job(conn: sqlite3.Connection) -> Any:
+            start = time.perf_counter()
+            try:
+                return fn(conn, *args)
+            finally:
+                self._note(fn, time.perf_counter() - start)
+
+        return job
+
+    def _run_inline(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> tuple[bool, Any]:
+        """(True, result), or (False, None) when the database was busy (the caller falls back to
+        a reader thread, which may wait for it). Errors are raised as the threads would."""
+        conn = self._inline_conn
+        try:
+            if conn is None:
+                # busy_timeout 0: a busy database (WAL recovery, a checkpoint resetting the WAL)
+                # must not block the event loop; the reader threads wait instead
+                conn = self._inline_conn = connect(self._path, readonly=True, busy_timeout_ms=0)
+            start = time.perf_counter()
+            conn.execute("BEGIN")
+            try:
+                result = fn(conn, *args)
+            finally:
+                conn.execute("COMMIT")
+            self._note(fn, time.perf_counter() - start)
+            return True, result
+        except sqlite3.OperationalError as exc:
+            self._drop_inline()
+            if "locked" in str(exc) or "busy" in str(exc):
+                return False, None
+            raise _mapped(exc) from exc
+        except sqlite3.Error as exc:
+            self._drop_inline()
+            raise _mapped(exc) from exc
+
+    def _drop_inline(self) -> None:
+        conn, self._inline_conn = self._inline_conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except sqlite3.Error:
+                pass
+
     async def stop(self) -> None:
         if self._closed:
             return
         self._closed = True
+        if self._inline_thread == threading.get_ident():
+            self._drop_inline()
         for _ in self._threads:
             self._queue.put(_STOP)
         await asyncio.to_thread(lambda: [t.join() for t in self._threads if t.is_alive()])
