@@ -395,12 +395,14 @@ class Readers:
                 # must not block the event loop; the reader threads wait instead
                 conn = self._inline_conn = connect(self._path, readonly=True, busy_timeout_ms=0)
             start = time.perf_counter()
-            conn.execute("BEGIN")
             try:
-                result = fn(conn, *args)
-            finally:
-                conn.execute("COMMIT")
-            self._note(fn, time.perf_counter() - start)
+                conn.execute("BEGIN")
+                try:
+                    result = fn(conn, *args)
+                finally:
+                    conn.execute("COMMIT")
+            finally:  # failures count too: a slow read that fails must still leave the loop
+                self._note(fn, time.perf_counter() - start)
             return True, result
         except sqlite3.OperationalError as exc:
             self._drop_inline()
