@@ -197,9 +197,22 @@ def dt_to_parts(dt: datetime) -> tuple[int, int]:
     return us, int(offset.total_seconds())
 
 
+_ZONES: dict[int, timezone] = {0: timezone.utc}
+
+
 def parts_to_dt(us: int, offset_s: int) -> datetime:
-    tz = timezone.utc if offset_s == 0 else timezone(timedelta(seconds=offset_s))
-    return (_EPOCH + timedelta(microseconds=us)).astimezone(tz)
+    # Called for every message row a listing reads (internal date and save date): integer
+    # seconds through fromtimestamp are exact, and the zone objects are shared.
+    tz = _ZONES.get(offset_s)
+    if tz is None:
+        tz = timezone(timedelta(seconds=offset_s))
+        if len(_ZONES) < 256:
+            _ZONES[offset_s] = tz
+    seconds, micro = divmod(us, 1_000_000)
+    try:
+        return datetime.fromtimestamp(seconds, tz).replace(microsecond=micro)
+    except (OverflowError, OSError, ValueError):  # outside what the platform's time_t takes
+        return (_EPOCH + timedelta(microseconds=us)).astimezone(tz)
 
 
 def now_parts() -> tuple[int, int]:

@@ -42,13 +42,26 @@ def mailbox(row: Any) -> Mailbox:
     )
 
 
+_FLAG_SETS: dict[str, frozenset[str]] = {}  # stored flags text -> set: few distinct values recur
+
+
+def _flags(text: str) -> frozenset[str]:
+    flags = _FLAG_SETS.get(text)
+    if flags is None:
+        flags = frozenset(json.loads(text))
+        if len(_FLAG_SETS) >= 4096:
+            _FLAG_SETS.clear()
+        _FLAG_SETS[text] = flags
+    return flags
+
+
 def meta(row: Any) -> MessageMeta:
     return MessageMeta(
         id=row[0],
         mailbox_id=row[1],
         uid=row[2],
         modseq=row[3],
-        flags=frozenset(json.loads(row[4])),
+        flags=_flags(row[4]),
         internaldate=common.parts_to_dt(row[5], row[6]),
         savedate=common.parts_to_dt(row[7], 0),
         size=row[8],
