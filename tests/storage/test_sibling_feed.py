@@ -95,3 +95,27 @@ def test_a_folder_too_long_for_af_unix_moves_to_a_short_private_one(tmp_path: Pa
         await b.close()
 
     asyncio.run(go())
+
+
+def test_a_sibling_that_joins_after_a_publish_gets_the_next_one(tmp_path: Path) -> None:
+    """The sender reuses its folder listing; a new socket in the folder must still be seen."""
+    from merpati.storage.changes import FlagsChanged
+
+    async def go() -> None:
+        folder = str(tmp_path / "f")
+        a = SiblingFeed(folder)
+        await a.start()
+        a.publish_nowait([FlagsChanged(account_id=1, mailbox_id=1, uids=(1,), modseq=2)])  # no peers yet
+        b = SiblingFeed(folder)
+        await b.start()
+        sub = b.subscribe(1)
+        for uid in (2, 3):  # the second send reuses the listing that the first one refreshed
+            a.publish_nowait([FlagsChanged(account_id=1, mailbox_id=1, uids=(uid,), modseq=uid + 1)])
+            change = await asyncio.wait_for(sub.__anext__(), 10)
+            assert isinstance(change, FlagsChanged) and change.uids == (uid,)
+        await b.close()
+        a.publish_nowait([FlagsChanged(account_id=1, mailbox_id=1, uids=(4,), modseq=5)])  # b is gone
+        assert a._peers() == []
+        await a.close()
+
+    asyncio.run(go())
