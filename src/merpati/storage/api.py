@@ -218,6 +218,21 @@ class MailStore(Protocol):
         ``mailbox``) from one snapshot. NotFound."""
         ...
 
+    # -- IMAP4rev1 \Recent: one watermark per mailbox, shared by every process and node --------
+    async def claim_recent(self, mailbox_id: int, upto_uid: int) -> int:
+        """Atomically raise the mailbox's recent watermark (the highest UID already handed out as
+        ``\\Recent``) to ``upto_uid`` if it is lower (never above UIDNEXT - 1, the last UID given
+        out), and return the PREVIOUS watermark: the caller's recent messages are its UIDs
+        above that value and up to ``upto_uid``. Concurrent claims (any process or node) never
+        get the same UID. Durable, survives restarts; no change-feed event. A new mailbox starts
+        at 0. NotFound for an unknown mailbox; InvalidInput for a negative UID."""
+        ...
+
+    async def peek_recent(self, mailbox_id: int) -> int:
+        """The mailbox's recent watermark without claiming (EXAMINE, STATUS RECENT): messages
+        with a UID above it are still ``\\Recent`` for whoever selects it next. NotFound."""
+        ...
+
     # -- subscriptions (RFC 9051 §6.3.7-8): names, not mailboxes ----------------------------------
     async def subscribe(self, account_id: int, name: str) -> None:
         """Add ``name`` to the account's subscriptions; the mailbox need not exist (RFC 9051

@@ -13,6 +13,7 @@ from types import ModuleType
 from typing import Any
 
 from merpati.storage import common
+from merpati.storage.api import InvalidInput
 from merpati.storage.search_store import SearchMethods
 from merpati.storage.models import (
     Account,
@@ -117,6 +118,15 @@ class OpsBackedStore(SearchMethods):  # search, sort, thread, thread_data: searc
 
     async def get_mailbox_by_id(self, mailbox_id: int) -> Mailbox | None:
         return await self._read(self._op("get_mailbox_by_id"), mailbox_id)  # type: ignore[no-any-return]
+
+    # -- \Recent watermark ------------------------------------------------------------------
+    async def claim_recent(self, mailbox_id: int, upto_uid: int) -> int:
+        if isinstance(upto_uid, bool) or not isinstance(upto_uid, int) or upto_uid < 0:
+            raise InvalidInput(f"invalid UID {upto_uid!r}")
+        return await self._write(self._op("claim_recent"), mailbox_id, min(upto_uid, 0xFFFFFFFF))  # type: ignore[no-any-return]
+
+    async def peek_recent(self, mailbox_id: int) -> int:
+        return await self._read(self._op("peek_recent"), mailbox_id)  # type: ignore[no-any-return]
 
     # -- subscriptions ----------------------------------------------------------------------
     async def subscribe(self, account_id: int, name: str) -> None:

@@ -365,6 +365,32 @@ async def mailbox_status(conn: Conn, mailbox_id: int) -> MailboxStatus:
     return MailboxStatus(mailbox=mb, messages=row[0], unseen=row[1], size=int(row[2]), deleted=row[3])
 
 
+# -- \Recent watermark (migration 0008) -------------------------------------------------------
+
+
+async def claim_recent(conn: Conn, mailbox_id: int, upto_uid: int) -> Result:
+    """Raise ``recent_uid`` to ``upto_uid`` (never above the last UID given out); return the
+    previous value. One statement: the row lock serialises concurrent claims of every node (a
+    waiting claim reads the row as the previous one committed it), and nothing is written when
+    the watermark is already there. Locks only this mailbox row (the lock order holds)."""
+    previous = await conn.fetchval(
+        "WITH old AS (SELECT id, recent_uid, least($2, uidnext - 1) AS upto FROM mailboxes WHERE id = $1 FOR UPDATE), "
+        "upd AS (UPDATE mailboxes m SET recent_uid = old.upto FROM old WHERE m.id = old.id AND old.upto > old.recent_uid) "
+        "SELECT recent_uid FROM old",
+        mailbox_id, upto_uid,
+    )
+    if previous is None:
+        raise NotFound(f"no mailbox {mailbox_id}")
+    return int(previous), []
+
+
+async def peek_recent(conn: Conn, mailbox_id: int) -> int:
+    previous = await conn.fetchval("SELECT recent_uid FROM mailboxes WHERE id = $1", mailbox_id)
+    if previous is None:
+        raise NotFound(f"no mailbox {mailbox_id}")
+    return int(previous)
+
+
 # -- subscriptions ----------------------------------------------------------------------------
 
 

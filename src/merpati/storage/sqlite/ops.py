@@ -376,6 +376,29 @@ def mailbox_status(conn: Conn, mailbox_id: int) -> MailboxStatus:
     return MailboxStatus(mailbox=mb, messages=count, unseen=unseen, size=size, deleted=deleted)
 
 
+# -- \Recent watermark (migration 0008) -------------------------------------------------------
+
+
+def claim_recent(conn: Conn, mailbox_id: int, upto_uid: int) -> Result:
+    """Raise ``recent_uid`` to ``upto_uid`` (never above the last UID given out); return the
+    previous value. Atomic: the writer is the database's only writer while it runs."""
+    row = conn.execute("SELECT recent_uid, uidnext FROM mailboxes WHERE id = ?", (mailbox_id,)).fetchone()
+    if row is None:
+        raise NotFound(f"no mailbox {mailbox_id}")
+    previous, uidnext = row
+    upto = min(upto_uid, uidnext - 1)
+    if upto > previous:
+        conn.execute("UPDATE mailboxes SET recent_uid = ? WHERE id = ?", (upto, mailbox_id))
+    return previous, []
+
+
+def peek_recent(conn: Conn, mailbox_id: int) -> int:
+    row = conn.execute("SELECT recent_uid FROM mailboxes WHERE id = ?", (mailbox_id,)).fetchone()
+    if row is None:
+        raise NotFound(f"no mailbox {mailbox_id}")
+    return int(row[0])
+
+
 # -- subscriptions ----------------------------------------------------------------------------
 
 
