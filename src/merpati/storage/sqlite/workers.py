@@ -5,7 +5,8 @@ Theory of operation
 * **One writer thread** owns the only write connection (WAL, ``synchronous=FULL``,
   ``foreign_keys=ON``). Callers enqueue a *job* (a function of the connection returning
   ``(result, changes)``) and await an asyncio future. The writer takes the first job and every
-  job pending behind it (up to ``MAX_BATCH``), opens one ``BEGIN IMMEDIATE`` transaction, runs
+  job pending behind it once it holds the write lock (up to ``MAX_BATCH``: jobs that queued while
+  another process held the lock join), in one ``BEGIN IMMEDIATE`` transaction, runs
   each job inside its own ``SAVEPOINT`` (a failing job is rolled back alone and gets its
   error), then ``COMMIT``\\s once: one fsync of the WAL for the whole batch (group commit).
   Only after the commit does it hop back to each job's event loop (one
@@ -15,9 +16,11 @@ Theory of operation
 * If ``BEGIN`` or ``COMMIT`` fails (another process holds the lock past ``busy_timeout``,
   disk full, I/O error), the whole batch fails with ``TemporaryStoreError`` and nothing of it
   is visible: SQLite rolled it back.
-* **Readers**: ``readers`` threads, each owning a read-only connection, take read jobs from
-  one shared queue. A read job runs in one deferred transaction: one consistent WAL snapshot.
-* One thread hop per unit of work (a job holds all its statements), never per statement.
+* **Readers**: a read runs in one deferred transaction (one consistent WAL snapshot), either
+  inline on the calling event loop's own read-only connection, when the read function's
+  recent runs were quick (``Readers.run``: a thread hop costs more than most reads), or on one
+  of ``readers`` threads, each owning a read-only connection, taking jobs from one queue.
+* At most one thread hop per unit of work (a job holds all its statements), never per statement.
 * A caller cancelled while awaiting does not cancel its job: a delivery may still commit.
 """
 
