@@ -1,7 +1,7 @@
 """Wiring of the IMAP part: ``imap`` (STARTTLS) and ``imaps`` (implicit TLS) listeners.
 
-One ``ImapContext`` per process (the store, the authenticator, the \\Recent tracker and the
-per-user connection counters); per connection an engine, a session and a driver.
+One ``ImapContext`` per process (the store, the authenticator and the per-user connection
+counters; \\Recent is kept in the store); per connection an engine, a session and a driver.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ class ImapFactory:
         self._timeouts = ImapTimeouts(prelogin=config.imap.prelogin_timeout, idle=config.imap.idle_timeout)
 
     def share(self, other: ImapFactory) -> ImapFactory:
-        """Use ``other``'s process-wide context (one \\Recent tracker for both listeners)."""
+        """Use ``other``'s process-wide context (one set of connection counters for both listeners)."""
         self._ctx = other._ctx
         return self
 

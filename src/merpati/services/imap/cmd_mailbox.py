@@ -220,19 +220,23 @@ async def _status_line(s: ImapSession, mailbox: Mailbox, items: tuple[str, ...],
         elif item == "RECENT":
             if not s.rev1:
                 continue
-            v = await _recent_count(s, mailbox)
+            v = await _recent_count(s, mailbox, st.mailbox.uidnext)
         else:
             continue
         values.append(b"%s %d" % (item.encode(), v))
     return b"* STATUS " + wire_name + b" (" + b" ".join(values) + b")\r\n"
 
 
-async def _recent_count(s: ImapSession, mailbox: Mailbox) -> int:
+async def _recent_count(s: ImapSession, mailbox: Mailbox, uidnext: int) -> int:
+    """STATUS RECENT: the messages above the store's \\Recent watermark (nothing claimed); for
+    the selected mailbox, what this session holds as recent."""
     view = s.selected
     if view is not None and view.mailbox_id == mailbox.id:
         return len(view.recent)
-    metas = await s.store.list_messages(mailbox.id, uid_min=max(1, s.ctx.recent.peek(mailbox.id) + 1))
-    return len(s.ctx.recent.claim(mailbox.id, metas, read_only=True))
+    mark = await s.store.peek_recent(mailbox.id)
+    if uidnext - 1 <= mark:
+        return 0
+    return len(await s.store.list_messages(mailbox.id, uid_min=mark + 1))
 
 
 # RFC 9051 §6.3.11

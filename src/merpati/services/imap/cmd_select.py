@@ -6,7 +6,7 @@ from __future__ import annotations
 from merpati.services.imap import names
 from merpati.services.imap.fmt import flags_bytes
 from merpati.services.imap.session import ImapBad, ImapNo, ImapSession, Reply
-from merpati.services.imap.view import SelectedMailbox
+from merpati.services.imap.view import SelectedMailbox, recent_above
 from merpati.storage.models import MessageMeta
 from merpati.wire.imap import commands as c
 from merpati.wire.imap.seqset import SequenceSet
@@ -38,11 +38,15 @@ async def _open(s: ImapSession, cmd: c.Select | c.Examine, *, read_only: bool) -
         if mailbox is None:
             raise ImapNo("Mailbox does not exist", "NONEXISTENT")
         metas = await s.store.list_messages(mailbox.id)
+        recent: set[int] = set()
+        known = 0
+        if s.rev1 and metas:  # \Recent: the UIDs above the store's watermark (claimed by SELECT)
+            previous, known = await recent_above(s.store, mailbox.id, metas[-1].uid, read_only=read_only)
+            recent = {m.uid for m in metas if m.uid > previous}
     except BaseException:
         subscription.close()
         raise
-    recent = s.ctx.recent.claim(mailbox.id, metas, read_only=read_only) if s.rev1 else set()
-    view = SelectedMailbox(mailbox, metas, read_only=read_only, recent=recent)
+    view = SelectedMailbox(mailbox, metas, read_only=read_only, recent=recent, recent_uid=known)
     s.select(view, subscription)
     s.out.append(_select_responses(s, view, metas))
     if cmd.qresync is not None and cmd.qresync.uidvalidity == view.uidvalidity:

@@ -14,8 +14,8 @@ Theory of operation
   drains the change feed into the view and lets it ``sync``; expunges only where allowed
   (``Entry.expunges``). The driver calls ``idle_sync`` while the client idles.
 * Nothing here touches sockets; one session per connection, no shared mutable state except
-  what ``ImapContext`` holds on purpose (the process's ``RecentTracker`` and connection
-  counters).
+  what ``ImapContext`` holds on purpose (the connection counters). ``\\Recent`` lives in the
+  store (``view.recent_above``), shared by every process and node.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from typing import Any
 
 from merpati.services.auth import Authenticator
 from merpati.services.imap.fmt import sanitize_text
-from merpati.services.imap.view import BadSequence, RecentTracker, SelectedMailbox, drain
+from merpati.services.imap.view import BadSequence, SelectedMailbox, drain
 from merpati.storage.api import FeedOverflow, MailStore, StoreError, TemporaryStoreError
 from merpati.storage.models import Account
 from merpati.wire.imap.states import ALLOWED, State
@@ -128,7 +128,6 @@ class ImapContext:
     store: MailStore
     authenticator: Authenticator
     settings: ImapSettings = field(default_factory=ImapSettings)
-    recent: RecentTracker = field(default_factory=RecentTracker)
     connections: ConnectionCounter = field(default_factory=ConnectionCounter)
     parse_message: Callable[[bytes], Any] | None = None  # merpati.mime.parse_message by default
 
@@ -315,7 +314,7 @@ class ImapSession:
             return b""
         return await view.sync(
             self.store, expunges=expunges, qresync=self.qresync, condstore=self.condstore,
-            rev1=self.rev1, tracker=self.ctx.recent,
+            rev1=self.rev1,
         )
 
     async def idle_sync(self) -> bytes:

@@ -16,9 +16,16 @@ Theory of operation
   ``sync(expunges=False)`` there. Until an expunge is announced the message keeps its
   sequence number (a FETCH of it returns nothing for it; its data is gone).
 * EXISTS only grows between announced expunges, and is pushed at once during IDLE.
-* ``\\Recent`` (IMAP4rev1) is given to exactly one session per process: the ``RecentTracker``
-  shared by the sessions of one process hands each new UID to the first session that sees it.
-  Read-only (EXAMINE) sessions see recent messages but do not claim them (RFC 3501 §6.3.2).
+* ``\\Recent`` (IMAP4rev1) is given to exactly one session across every process and node: the
+  store keeps, per mailbox, the highest UID already handed out (``MailStore.claim_recent`` /
+  ``peek_recent``, column ``mailboxes.recent_uid``; Dovecot keeps the same in its index). A
+  read-write session claims up to the highest UID it sees (at SELECT and when ``sync`` finds new
+  mail); the UIDs above the previous watermark are recent for it, so a restart hands out nothing
+  twice and mail delivered while nobody had the mailbox selected is recent for the next one.
+  ``recent_above`` peeks first and writes only when something is above the watermark; the view
+  keeps the last watermark it knew (``recent_uid``) so new mail at or below it needs no store
+  call. Read-only (EXAMINE) sessions see the UIDs above the watermark as recent but do not claim
+  them (RFC 3501 §6.3.2). IMAP4rev2 sessions neither see nor claim ``\\Recent``.
 * A change-feed overflow (``FeedOverflow``) makes the next sync compare the whole mailbox
   with the map (``note_overflow``).
 
@@ -27,16 +34,18 @@ No method here writes to a socket; ``sync`` returns the bytes to send.
 
 from __future__ import annotations
 
+import logging
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timezone
 from typing import Any
 
 from merpati.services.imap.fmt import flags_bytes
-from merpati.storage.api import FeedOverflow, MailStore
+from merpati.storage.api import FeedOverflow, MailStore, StoreError
 from merpati.storage.changes import Change, Expunged, FlagsChanged, MailboxChanged, MessageAdded
 from merpati.storage.models import Mailbox, MessageMeta
 from merpati.wire.imap.seqset import SequenceSet
+
+log = logging.getLogger("merpati.imap")
 
 RECENT_FLAG = "\\Recent"
 
@@ -45,49 +54,17 @@ class BadSequence(ValueError):
     """A message sequence number above the number of messages (RFC 9051 §9: BAD)."""
 
 
-class RecentTracker:
-    """Which UIDs of each mailbox some session of this process already saw as ``\\Recent``.
-
-    One per process (built by the assembly, shared by its sessions; no module state). A
-    mailbox first met after the process started gives ``\\Recent`` only to messages saved
-    since the start, so a restart does not make a whole mailbox recent again.
-    """
-
-    def __init__(self, *, started: datetime | None = None) -> None:
-        self._started = started or datetime.now(timezone.utc)
-        self._claimed: dict[int, int] = {}  # mailbox id -> highest UID handed out
-
-    def claim(self, mailbox_id: int, metas: Iterable[MessageMeta], *, read_only: bool = False) -> set[int]:
-        """The UIDs of ``metas`` that are recent for the calling session (claimed unless read-only)."""
-        claimed = self._claimed.get(mailbox_id)
-        out: set[int] = set()
-        top = claimed or 0
-        for m in metas:
-            if claimed is None:
-                if m.savedate >= self._started:
-                    out.add(m.uid)
-            elif m.uid > claimed:
-                out.add(m.uid)
-            if m.uid > top:
-                top = m.uid
-        if not read_only:
-            self._claimed[mailbox_id] = top
-        return out
-
-    def claim_uids(self, mailbox_id: int, uids: list[int], *, read_only: bool = False) -> set[int]:
-        """Like ``claim`` for messages that just arrived (they count as saved now)."""
-        claimed = self._claimed.get(mailbox_id, 0)
-        out = {u for u in uids if u > claimed}
-        if not read_only and uids:
-            self._claimed[mailbox_id] = max(claimed, max(uids))
-        return out
-
-    def peek(self, mailbox_id: int) -> int:
-        """The highest UID already handed out (0 when the mailbox was not met yet)."""
-        return self._claimed.get(mailbox_id, 0)
-
-    def forget(self, mailbox_id: int) -> None:
-        self._claimed.pop(mailbox_id, None)
+async def recent_above(store: MailStore, mailbox_id: int, top: int, *, read_only: bool) -> tuple[int, int]:
+    """``(previous, known)`` for a rev1 session that sees UIDs up to ``top``: its recent UIDs are
+    those above ``previous``; ``known`` is a watermark the store now has at least. Read-only
+    sessions only peek. A read-write one claims up to ``top``, but only when the peeked
+    watermark is below it (no write when nothing new is there; the claim itself decides
+    between racing sessions)."""
+    mark = await store.peek_recent(mailbox_id)
+    if read_only or top <= mark:
+        return mark, mark
+    previous = await store.claim_recent(mailbox_id, top)
+    return previous, max(previous, top)
 
 
 class SelectedMailbox:
@@ -100,6 +77,7 @@ class SelectedMailbox:
         *,
         read_only: bool,
         recent: Iterable[int] = (),
+        recent_uid: int = 0,
     ) -> None:
         self.mailbox_id = mailbox.id
         self.name = mailbox.name
@@ -115,6 +93,7 @@ class SelectedMailbox:
         self.highestmodseq = max(mailbox.highestmodseq, top)
         self._base_modseq = self.highestmodseq
         self.recent: set[int] = set(recent)
+        self.recent_uid = recent_uid  # the store's \Recent watermark is at least this (recent_above)
         self._expunged: set[int] = set()  # gone from the store, not yet announced
         self._flags: set[int] = set()  # flags changed by others, not yet announced
         self._reported: dict[int, int] = {}  # uid -> MODSEQ the client already got
@@ -262,7 +241,6 @@ class SelectedMailbox:
         qresync: bool = False,
         condstore: bool = False,
         rev1: bool = True,
-        tracker: RecentTracker | None = None,
     ) -> bytes:
         """The untagged responses that bring the client up to date (b"" when nothing changed)."""
         if not self.pending:
@@ -291,16 +269,28 @@ class SelectedMailbox:
                 self._note_modseq(modseq)
             self._added.clear()
         if new:
+            if rev1 and new[-1] > self.recent_uid:
+                await self._claim_new(store, new)
             self.uids.extend(new)
             self.uidnext = max(self.uidnext, new[-1] + 1)
             out.append(b"* %d EXISTS\r\n" % len(self.uids))
             if rev1:
-                if tracker is not None:
-                    self.recent |= tracker.claim_uids(self.mailbox_id, new, read_only=self.read_only)
                 out.append(b"* %d RECENT\r\n" % len(self.recent))
         if self._flags:
             out.append(await self._flag_updates(store, condstore=condstore))
         return b"".join(out)
+
+    async def _claim_new(self, store: MailStore, new: list[int]) -> None:
+        """The new UIDs above the store's watermark become recent here (claimed unless read-only).
+        A store error only costs this session those \\Recent flags: the client's map must still
+        learn of the new messages."""
+        try:
+            previous, known = await recent_above(store, self.mailbox_id, new[-1], read_only=self.read_only)
+        except StoreError as exc:
+            log.warning("\\Recent claim failed for mailbox %d: %s", self.mailbox_id, exc)
+            return
+        self.recent.update(u for u in new if u > previous)
+        self.recent_uid = max(self.recent_uid, known)
 
     def _own_run_complete(self) -> bool:
         if not self._own:
