@@ -42,7 +42,10 @@ def _queue(admin: AdminService):  # noqa: ANN202
 def _when(ts: float | None) -> str:
     if ts is None:
         return "-"
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    try:
+        return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    except (OverflowError, ValueError, OSError):  # a corrupt row's time
+        return "?"
 
 
 def _age(ts: float) -> str:
@@ -62,7 +65,8 @@ async def queue_list(admin: AdminService, args: argparse.Namespace) -> int:
         ("ID", "AGE", "SIZE", "SENDER", "PENDING", "NEXT ATTEMPT (UTC)", "DOMAINS", "LAST ERROR"),
         [
             (
-                r.queue_id, _age(r.created), r.size, f"<{r.sender}>", r.pending, _when(r.next_attempt),
+                r.queue_id, _age(r.created), r.size, f"<{r.sender}>", r.pending,
+                "QUARANTINED" if r.quarantined else _when(r.next_attempt),
                 ",".join(r.domains), (r.last_text or "")[:70],
             )
             for r in rows
@@ -86,7 +90,12 @@ async def queue_show(admin: AdminService, args: argparse.Namespace) -> int:
     print(f"size:      {msg.size}")
     if msg.envid or msg.ret:
         print(f"dsn:       envid={msg.envid or '-'} ret={msg.ret or '-'}")
+    if any(item.quarantined for item in msg.items):
+        print("status:    QUARANTINED as a corrupt entry: not delivered; fix or `merpati queue delete` it")
     for item in msg.items:
+        if item.quarantined:
+            print(f"domain {item.domain}: {item.attempts} attempt(s), quarantined (never attempted again)")
+            continue
         lease = f", leased by {item.lease_owner} until {_when(item.lease_until)}" if item.lease_owner else ""
         print(f"domain {item.domain}: {item.attempts} attempt(s), next {_when(item.next_attempt)} UTC{lease}")
     for r in msg.recipients:

@@ -20,6 +20,12 @@ Theory of operation
 * Crash safety: the outcome is committed after the remote's ``250``. A crash between the
   two delivers that message again after the lease expires (a duplicate, never a loss:
   RFC 5321 §6.1, SECURITY-CASES STORE-03). A DNS or database error is never a bounce.
+* Corrupt queue rows (SECURITY-CASES STORE-09) never reach an attempt: ``claim`` quarantines
+  them (``storage.queue_api``); mail handed over leased is checked the same way here and given
+  back to be quarantined by the next claim.
+* Fairness and bounds (STORE-08): at most ``concurrency`` items are claimed and in memory at
+  once (mail handed over leased only while there is a free slot); a claim gives half its slots
+  to mail never attempted, so new mail is not starved behind a backlog of retries.
 * ``wake()`` (called by the store after a local enqueue that could not be handed over leased,
   or DSNs) starts a claim round at once; otherwise the loop polls every ``poll_interval``
   seconds (other nodes' mail, retries that fall due). A finished attempt frees a slot and starts
@@ -67,6 +73,7 @@ from merpati.storage.queue_api import (
     QueueRecipient,
     QueueStore,
     RecipientResult,
+    claim_problem,
 )
 
 log = logging.getLogger("merpati.queue")
@@ -235,6 +242,12 @@ class QueueRunner:
 
     async def _guarded(self, claim: Claim) -> None:
         try:
+            if claim_problem(claim) is not None:
+                # Mail handed over leased passed only the enqueue checks: give it back, and the
+                # claim that takes it next quarantines it (STORE-09), never deliver it.
+                self._backlog = True
+                await self.store.release(self.owner, [claim.item.id])
+                return
             await self.process(claim)
         except asyncio.CancelledError:
             raise

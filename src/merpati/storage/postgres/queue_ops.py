@@ -13,6 +13,9 @@ from typing import Any
 
 from merpati.storage.api import AlreadyExists, NotFound
 from merpati.storage.queue_api import (
+    QUARANTINE_OWNER,
+    QUARANTINE_PREFIX,
+    QUARANTINE_UNTIL_MS,
     AttemptRecord,
     Claim,
     DkimKey,
@@ -24,9 +27,16 @@ from merpati.storage.queue_api import (
     QueueRecipient,
     QueueSummary,
     RecipientState,
+    checked_claim,
     clean_text,
+    fairness_share,
     from_ms,
+    lenient_item,
+    lenient_message,
+    lenient_recipient,
+    lenient_state,
     new_claims,
+    summary,
     notify_from_text,
     notify_to_text,
     unique_recipients,
@@ -56,7 +66,7 @@ def _message(row: Any, recipients: tuple[QueueRecipient, ...] = (), items: tuple
 
 def _recipient(row: Any) -> QueueRecipient:
     return QueueRecipient(
-        id=row[0], address=row[1], domain=row[2], state=RecipientState(row[3]),
+        id=row[0], address=row[1], domain=row[2], state=lenient_state(row[3]),
         notify=notify_from_text(row[4]), orcpt=row[5], last_code=row[6], last_status=row[7],
         last_text=row[8], remote=row[9], warned=bool(row[10]),
     )
@@ -116,33 +126,58 @@ async def enqueue(conn: Conn, message: NewMessage, now_ms: int) -> Result:
 
 
 async def claim(conn: Conn, owner: str, now_ms: int, until_ms: int, limit: int) -> Result:
-    rows = await conn.fetch(
-        f"UPDATE queue_items SET lease_owner = $1, lease_until_ms = $2 WHERE id IN ("
-        "  SELECT id FROM queue_items WHERE next_attempt_ms <= $3 AND lease_until_ms <= $3 "
-        "  ORDER BY next_attempt_ms, id LIMIT $4 FOR UPDATE SKIP LOCKED) "
-        f"RETURNING {_ITEM_COLS}, message_id",
-        owner, until_ms, now_ms, limit,
-    )
+    """Lease up to ``limit`` due items: first up to ``fairness_share`` never attempted, then by
+    due time. Corrupt items are quarantined instead; returns (claims, [(item id, reason)])."""
     claims: list[Claim] = []
+    quarantined: list[tuple[int, str]] = []
     messages: dict[int, Any] = {}
-    for row in sorted(rows, key=lambda r: (r[3], r[0])):
-        item = _item(row)
-        message_id = row[6]
-        mrow = messages.get(message_id)
-        if mrow is None:
-            mrow = messages[message_id] = await conn.fetchrow(
-                f"SELECT {_MSG_COLS}, data FROM queue_messages WHERE id = $1", message_id
-            )
-        rcpts = tuple(
-            _recipient(r)
-            for r in await conn.fetch(
-                f"SELECT {_RCPT_COLS} FROM queue_recipients WHERE message_id = $1 AND domain = $2 AND state = $3 "
-                "ORDER BY id",
-                message_id, item.domain, RecipientState.QUEUED.value,
-            )
+    taken = 0  # quarantined items count too: one claim reads at most ``limit`` items
+    for fresh_only, count in ((True, fairness_share(limit)), (False, limit)):
+        count = min(count, limit - taken)
+        if count <= 0:
+            break
+        rows = await conn.fetch(  # leased rows are not due any more: the second round skips them
+            f"UPDATE queue_items SET lease_owner = $1, lease_until_ms = $2 WHERE id IN ("
+            "  SELECT id FROM queue_items WHERE next_attempt_ms <= $3 AND lease_until_ms <= $3 "
+            + ("AND attempts = 0 " if fresh_only else "")
+            + "  ORDER BY next_attempt_ms, id LIMIT $4 FOR UPDATE SKIP LOCKED) "
+            f"RETURNING {_ITEM_COLS}, message_id",
+            owner, until_ms, now_ms, count,
         )
-        claims.append(Claim(item=item, message=_message(mrow), recipients=rcpts, data=bytes(mrow[11])))
-    return claims, []
+        taken += len(rows)
+        for row in sorted(rows, key=lambda r: (r[3], r[0])):
+            message_id = row[6]
+            if message_id not in messages:
+                messages[message_id] = await conn.fetchrow(
+                    f"SELECT {_MSG_COLS}, data FROM queue_messages WHERE id = $1", message_id
+                )
+            mrow = messages[message_id]
+            rrows = await conn.fetch(
+                f"SELECT {_RCPT_COLS} FROM queue_recipients WHERE message_id = $1 AND domain = $2 ORDER BY id",
+                message_id, row[1],
+            )
+            got: Claim | str = "the message row is missing" if mrow is None else checked_claim(
+                lambda: (_item(row), _message(mrow), [_recipient(r) for r in rrows], mrow[11])  # noqa: B023
+            )
+            if isinstance(got, str):
+                await _quarantine(conn, row[0], got)
+                quarantined.append((row[0], got))
+            else:
+                claims.append(got)
+    return (claims, quarantined), []
+
+
+async def _quarantine(conn: Conn, item_id: int, reason: str) -> None:
+    """Keep the item for a human: leased to nobody alive until year 9999, the reason noted."""
+    row = await conn.fetchrow(
+        "UPDATE queue_items SET lease_owner = $1, lease_until_ms = $2 WHERE id = $3 RETURNING message_id, domain",
+        QUARANTINE_OWNER, QUARANTINE_UNTIL_MS, item_id,
+    )
+    await conn.execute(
+        "UPDATE queue_recipients SET last_text = $1 WHERE message_id = $2 AND domain = $3 "
+        "AND state NOT IN ('delivered', 'failed')",
+        clean_text(QUARANTINE_PREFIX + reason), row[0], row[1],
+    )
 
 
 async def enqueue_claimed(conn: Conn, message: NewMessage, now_ms: int, owner: str, until_ms: int) -> Result:
@@ -222,13 +257,14 @@ async def get(conn: Conn, queue_id: str) -> QueueMessage | None:
     if row is None:
         return None
     rcpts = tuple(
-        _recipient(r)
+        lenient_recipient(r)
         for r in await conn.fetch(f"SELECT {_RCPT_COLS} FROM queue_recipients WHERE message_id = $1 ORDER BY id", row[0])
     )
     items = tuple(
-        _item(r) for r in await conn.fetch(f"SELECT {_ITEM_COLS} FROM queue_items WHERE message_id = $1 ORDER BY id", row[0])
+        lenient_item(r)
+        for r in await conn.fetch(f"SELECT {_ITEM_COLS} FROM queue_items WHERE message_id = $1 ORDER BY id", row[0])
     )
-    return _message(row, rcpts, items)
+    return lenient_message(row, rcpts, items)
 
 
 async def read_data(conn: Conn, queue_id: str) -> bytes:
@@ -244,19 +280,13 @@ async def list_queue(conn: Conn, limit: int) -> list[QueueSummary]:
         "(SELECT count(*) FROM queue_recipients r WHERE r.message_id = m.id AND r.state = 'queued'), "
         "(SELECT min(next_attempt_ms) FROM queue_items i WHERE i.message_id = m.id), "
         "(SELECT last_text FROM queue_recipients r WHERE r.message_id = m.id AND r.last_text IS NOT NULL "
-        " ORDER BY r.id DESC LIMIT 1), "
-        "(SELECT string_agg(domain, ',') FROM queue_items i WHERE i.message_id = m.id) "
-        "FROM queue_messages m ORDER BY m.created_ms, m.id LIMIT $1",
-        limit,
+        " ORDER BY r.last_text LIKE 'quarantined: %' DESC, r.id DESC LIMIT 1), "
+        "(SELECT string_agg(domain, ',') FROM queue_items i WHERE i.message_id = m.id), "
+        "EXISTS (SELECT 1 FROM queue_items i WHERE i.message_id = m.id AND i.lease_owner = $1) "
+        "FROM queue_messages m ORDER BY m.created_ms, m.id LIMIT $2",
+        QUARANTINE_OWNER, limit,
     )
-    return [
-        QueueSummary(
-            queue_id=r[0], sender=r[1], created=from_ms(r[2]), size=r[3], kind=MessageKind(r[4]), pending=r[5],
-            next_attempt=from_ms(r[6]) if r[6] is not None else None, last_text=r[7],
-            domains=tuple(d for d in (r[8] or "").split(",") if d),
-        )
-        for r in rows
-    ]
+    return [summary(r) for r in rows]
 
 
 async def retry(conn: Conn, queue_id: str | None, now_ms: int) -> Result:

@@ -13,6 +13,9 @@ from typing import Any
 
 from merpati.storage.api import AlreadyExists, NotFound
 from merpati.storage.queue_api import (
+    QUARANTINE_OWNER,
+    QUARANTINE_PREFIX,
+    QUARANTINE_UNTIL_MS,
     AttemptRecord,
     Claim,
     DkimKey,
@@ -24,9 +27,16 @@ from merpati.storage.queue_api import (
     QueueRecipient,
     QueueSummary,
     RecipientState,
+    checked_claim,
     clean_text,
+    fairness_share,
     from_ms,
+    lenient_item,
+    lenient_message,
+    lenient_recipient,
+    lenient_state,
     new_claims,
+    summary,
     notify_from_text,
     notify_to_text,
     unique_recipients,
@@ -51,7 +61,7 @@ def _message(row: Any, recipients: tuple[QueueRecipient, ...] = (), items: tuple
 
 def _recipient(row: Any) -> QueueRecipient:
     return QueueRecipient(
-        id=row[0], address=row[1], domain=row[2], state=RecipientState(row[3]),
+        id=row[0], address=row[1], domain=row[2], state=lenient_state(row[3]),
         notify=notify_from_text(row[4]), orcpt=row[5], last_code=row[6], last_status=row[7],
         last_text=row[8], remote=row[9], warned=bool(row[10]),
     )
@@ -113,21 +123,50 @@ def enqueue(conn: Conn, message: NewMessage, now_ms: int) -> Result:
 
 
 def claim(conn: Conn, owner: str, now_ms: int, until_ms: int, limit: int) -> Result:
-    ids = [
-        r[0]
-        for r in conn.execute(
-            "SELECT id FROM queue_items WHERE next_attempt_ms <= ? AND lease_until_ms <= ? "
-            "ORDER BY next_attempt_ms, id LIMIT ?",
-            (now_ms, now_ms, limit),
-        )
-    ]
+    """Lease up to ``limit`` due items: first up to ``fairness_share`` never attempted, then by
+    due time. Corrupt items are quarantined instead; returns (claims, [(item id, reason)])."""
     claims: list[Claim] = []
-    for item_id in ids:
-        conn.execute(
-            "UPDATE queue_items SET lease_owner = ?, lease_until_ms = ? WHERE id = ?", (owner, until_ms, item_id)
-        )
-        claims.append(_load_claim(conn, item_id))
-    return claims, []
+    quarantined: list[tuple[int, str]] = []
+    taken = 0  # quarantined items count too: one claim reads at most ``limit`` items
+    for fresh_only, count in ((True, fairness_share(limit)), (False, limit)):
+        count = min(count, limit - taken)
+        if count <= 0:
+            break
+        ids = [
+            r[0]
+            for r in conn.execute(
+                "SELECT id FROM queue_items WHERE next_attempt_ms <= ? AND lease_until_ms <= ? "
+                + ("AND attempts = 0 " if fresh_only else "")
+                + "ORDER BY next_attempt_ms, id LIMIT ?",
+                (now_ms, now_ms, count),
+            )
+        ]
+        taken += len(ids)
+        for item_id in ids:  # leased items are not due any more: the second round skips them
+            conn.execute(
+                "UPDATE queue_items SET lease_owner = ?, lease_until_ms = ? WHERE id = ?", (owner, until_ms, item_id)
+            )
+            got = _load_claim(conn, item_id)
+            if isinstance(got, str):
+                _quarantine(conn, item_id, got)
+                quarantined.append((item_id, got))
+            else:
+                claims.append(got)
+    return (claims, quarantined), []
+
+
+def _quarantine(conn: Conn, item_id: int, reason: str) -> None:
+    """Keep the item for a human: leased to nobody alive until year 9999, the reason noted."""
+    conn.execute(
+        "UPDATE queue_items SET lease_owner = ?, lease_until_ms = ? WHERE id = ?",
+        (QUARANTINE_OWNER, QUARANTINE_UNTIL_MS, item_id),
+    )
+    conn.execute(
+        "UPDATE queue_recipients SET last_text = ? WHERE state NOT IN ('delivered', 'failed') AND "
+        "message_id = (SELECT message_id FROM queue_items WHERE id = ?) AND "
+        "domain = (SELECT domain FROM queue_items WHERE id = ?)",
+        (clean_text(QUARANTINE_PREFIX + reason), item_id, item_id),
+    )
 
 
 def enqueue_claimed(conn: Conn, message: NewMessage, now_ms: int, owner: str, until_ms: int) -> Result:
@@ -136,19 +175,23 @@ def enqueue_claimed(conn: Conn, message: NewMessage, now_ms: int, owner: str, un
     return new_claims(message, message_id, now_ms, recipient_ids, items, owner, until_ms), []
 
 
-def _load_claim(conn: Conn, item_id: int) -> Claim:
-    row = conn.execute(f"SELECT {_ITEM_COLS}, message_id FROM queue_items WHERE id = ?", (item_id,)).fetchone()
-    item = _item(row)
-    mrow = conn.execute(f"SELECT {_MSG_COLS}, data FROM queue_messages WHERE id = ?", (row[6],)).fetchone()
-    rcpts = tuple(
-        _recipient(r)
-        for r in conn.execute(
-            f"SELECT {_RCPT_COLS} FROM queue_recipients WHERE message_id = ? AND domain = ? AND state = ? "
-            "ORDER BY id",
-            (row[6], item.domain, RecipientState.QUEUED.value),
-        )
-    )
-    return Claim(item=item, message=_message(mrow), recipients=rcpts, data=bytes(mrow[11]))
+def _load_claim(conn: Conn, item_id: int) -> Claim | str:
+    """The claim of one item, or why its rows are corrupt (every recipient of the item is read,
+    whatever its state, so an unknown state is seen)."""
+    try:
+        row = conn.execute(f"SELECT {_ITEM_COLS}, message_id FROM queue_items WHERE id = ?", (item_id,)).fetchone()
+        mrow = conn.execute(f"SELECT {_MSG_COLS}, data FROM queue_messages WHERE id = ?", (row[6],)).fetchone()
+        rrows = conn.execute(
+            f"SELECT {_RCPT_COLS} FROM queue_recipients WHERE message_id = ? AND domain = ? ORDER BY id",
+            (row[6], row[1]),
+        ).fetchall()
+    except sqlite3.OperationalError as exc:
+        if "decode" in str(exc).lower():  # TEXT that is not UTF-8
+            return "unreadable row (text that is not UTF-8)"
+        raise
+    if mrow is None:
+        return "the message row is missing"
+    return checked_claim(lambda: (_item(row), _message(mrow), [_recipient(r) for r in rrows], mrow[11]))
 
 
 def renew(conn: Conn, owner: str, item_ids: Sequence[int], until_ms: int) -> Result:
@@ -234,13 +277,14 @@ def get(conn: Conn, queue_id: str) -> QueueMessage | None:
     if row is None:
         return None
     rcpts = tuple(
-        _recipient(r)
+        lenient_recipient(r)
         for r in conn.execute(f"SELECT {_RCPT_COLS} FROM queue_recipients WHERE message_id = ? ORDER BY id", (row[0],))
     )
     items = tuple(
-        _item(r) for r in conn.execute(f"SELECT {_ITEM_COLS} FROM queue_items WHERE message_id = ? ORDER BY id", (row[0],))
+        lenient_item(r)
+        for r in conn.execute(f"SELECT {_ITEM_COLS} FROM queue_items WHERE message_id = ? ORDER BY id", (row[0],))
     )
-    return _message(row, rcpts, items)
+    return lenient_message(row, rcpts, items)
 
 
 def read_data(conn: Conn, queue_id: str) -> bytes:
@@ -251,24 +295,18 @@ def read_data(conn: Conn, queue_id: str) -> bytes:
 
 
 def list_queue(conn: Conn, limit: int) -> list[QueueSummary]:
-    out = []
     rows = conn.execute(
         "SELECT m.queue_id, m.sender, m.created_ms, m.size, m.kind, "
         "(SELECT count(*) FROM queue_recipients r WHERE r.message_id = m.id AND r.state = 'queued'), "
         "(SELECT min(next_attempt_ms) FROM queue_items i WHERE i.message_id = m.id), "
         "(SELECT last_text FROM queue_recipients r WHERE r.message_id = m.id AND r.last_text IS NOT NULL "
-        " ORDER BY r.id DESC LIMIT 1), "
-        "(SELECT group_concat(domain, ',') FROM queue_items i WHERE i.message_id = m.id) "
+        " ORDER BY r.last_text LIKE 'quarantined: %' DESC, r.id DESC LIMIT 1), "
+        "(SELECT group_concat(domain, ',') FROM queue_items i WHERE i.message_id = m.id), "
+        "EXISTS (SELECT 1 FROM queue_items i WHERE i.message_id = m.id AND i.lease_owner = ?) "
         "FROM queue_messages m ORDER BY m.created_ms, m.id LIMIT ?",
-        (limit,),
+        (QUARANTINE_OWNER, limit),
     ).fetchall()
-    for r in rows:
-        out.append(QueueSummary(
-            queue_id=r[0], sender=r[1], created=from_ms(r[2]), size=r[3], kind=MessageKind(r[4]), pending=r[5],
-            next_attempt=from_ms(r[6]) if r[6] is not None else None, last_text=r[7],
-            domains=tuple(d for d in (r[8] or "").split(",") if d),
-        ))
-    return out
+    return [summary(r) for r in rows]
 
 
 def retry(conn: Conn, queue_id: str | None, now_ms: int) -> Result:
