@@ -164,7 +164,8 @@ async def test_store08_backlog_to_a_down_remote_stays_bounded_and_new_mail_is_no
 async def test_store08_claims_give_new_mail_a_share_before_due_retries(backend) -> None:
     """STORE-08, the claim itself on both backends: items never attempted get up to half of a
     claim's slots (at least one) before retries that fell due earlier; the rest by due time."""
-    q = (await backend.open()).queue
+    store = await backend.open()
+    q = store.queue
     t0 = FakeClock()()
     for i in range(10):
         await q.enqueue(NewMessage(f"R{i}", "alice@a.test", [NewRecipient("bob@b.test")], message(f"R{i}")), now=t0)
@@ -178,3 +179,21 @@ async def test_store08_claims_give_new_mail_a_share_before_due_retries(backend) 
     assert [c.message.queue_id for c in await q.claim("a", now=now, lease=60, limit=1)] == ["N0"]
     assert [c.message.queue_id for c in await q.claim("b", now=now, lease=60, limit=4)] == ["N1", "N2", "R0", "R1"]
     assert [c.message.queue_id for c in await q.claim("c", now=now, lease=60, limit=3)] == ["R2", "R3", "R4"]
+
+
+async def test_store08_the_fresh_item_lookup_has_its_partial_index(sqlite_backend) -> None:
+    """STORE-08: migration 0009's index serves the "never attempted" half of a claim, so it
+    does not walk every due retry (SQLite's plan; PostgreSQL gets the same partial index)."""
+    store = await sqlite_backend.open()
+    await store.queue.enqueue(NewMessage("Q", "alice@a.test", [NewRecipient("bob@b.test")], message("Q")), now=1.0)
+    import sqlite3
+
+    conn = sqlite3.connect(sqlite_backend.url.removeprefix("sqlite:///"))
+    try:
+        plan = conn.execute(
+            "EXPLAIN QUERY PLAN SELECT id FROM queue_items WHERE next_attempt_ms <= ? AND lease_until_ms <= ? "
+            "AND attempts = 0 ORDER BY next_attempt_ms, id LIMIT ?", (1, 1, 1),
+        ).fetchall()
+    finally:
+        conn.close()
+    assert "queue_items_fresh" in str(plan)
