@@ -41,12 +41,17 @@ async def _open(s: ImapSession, cmd: c.Select | c.Examine, *, read_only: bool) -
         recent: set[int] = set()
         known = 0
         if s.rev1 and metas:  # \Recent: the UIDs above the store's watermark (claimed by SELECT)
-            previous, known = await recent_above(s.store, mailbox.id, metas[-1].uid, read_only=read_only)
+            previous, known = await recent_above(
+                s.store, mailbox.id, metas[-1].uid, read_only=read_only,
+                marks=s.ctx.recent_marks, uidvalidity=mailbox.uidvalidity,
+            )
             recent = {m.uid for m in metas if m.uid > previous}
     except BaseException:
         subscription.close()
         raise
-    view = SelectedMailbox(mailbox, metas, read_only=read_only, recent=recent, recent_uid=known)
+    view = SelectedMailbox(
+        mailbox, metas, read_only=read_only, recent=recent, recent_uid=known, recent_marks=s.ctx.recent_marks,
+    )
     s.select(view, subscription)
     s.out.append(_select_responses(s, view, metas))
     if cmd.qresync is not None and cmd.qresync.uidvalidity == view.uidvalidity:

@@ -28,7 +28,7 @@ from typing import Any
 
 from merpati.services.auth import Authenticator
 from merpati.services.imap.fmt import sanitize_text
-from merpati.services.imap.view import BadSequence, SelectedMailbox, drain
+from merpati.services.imap.view import BadSequence, RecentMarks, SelectedMailbox, drain
 from merpati.storage.api import FeedOverflow, MailStore, StoreError, TemporaryStoreError
 from merpati.storage.models import Account
 from merpati.wire.imap.states import ALLOWED, State
@@ -129,6 +129,7 @@ class ImapContext:
     authenticator: Authenticator
     settings: ImapSettings = field(default_factory=ImapSettings)
     connections: ConnectionCounter = field(default_factory=ConnectionCounter)
+    recent_marks: RecentMarks = field(default_factory=RecentMarks)  # \Recent watermarks seen here
     parse_message: Callable[[bytes], Any] | None = None  # merpati.mime.parse_message by default
 
 

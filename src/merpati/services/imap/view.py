@@ -54,17 +54,54 @@ class BadSequence(ValueError):
     """A message sequence number above the number of messages (RFC 9051 §9: BAD)."""
 
 
-async def recent_above(store: MailStore, mailbox_id: int, top: int, *, read_only: bool) -> tuple[int, int]:
+class RecentMarks:
+    """Per process: a lower bound of each mailbox's ``\\Recent`` watermark in the store, learnt
+    from this process's peeks and claims. When one delivery wakes many IDLE sessions of a
+    mailbox, the first claims and the others need no store call at all (a peek each cost
+    ~2.5 ms per delivery with 50 sessions on one mailbox). Keyed by (mailbox id, UIDVALIDITY):
+    a re-created mailbox that reuses an id starts afresh. The watermark only grows, so a lower
+    bound is always safe to answer "not recent" from."""
+
+    MAX = 100_000
+
+    def __init__(self) -> None:
+        self._marks: dict[tuple[int, int], int] = {}
+
+    def get(self, key: tuple[int, int]) -> int:
+        return self._marks.get(key, 0)
+
+    def note(self, key: tuple[int, int], value: int) -> None:
+        if value > self._marks.get(key, 0):
+            if len(self._marks) >= self.MAX:
+                self._marks.clear()
+            self._marks[key] = value
+
+
+async def recent_above(
+    store: MailStore, mailbox_id: int, top: int, *, read_only: bool,
+    marks: RecentMarks | None = None, uidvalidity: int = 0,
+) -> tuple[int, int]:
     """``(previous, known)`` for a rev1 session that sees UIDs up to ``top``: its recent UIDs are
     those above ``previous``; ``known`` is a watermark the store now has at least. Read-only
     sessions only peek. A read-write one claims up to ``top``, but only when the peeked
     watermark is below it (no write when nothing new is there; the claim itself decides
-    between racing sessions)."""
+    between racing sessions). ``marks`` answers without the store when this process already
+    knows a watermark at or above ``top``."""
+    key = (mailbox_id, uidvalidity)
+    if marks is not None:
+        cached = marks.get(key)
+        if top <= cached:
+            return cached, cached
     mark = await store.peek_recent(mailbox_id)
     if read_only or top <= mark:
+        if marks is not None:
+            marks.note(key, mark)
         return mark, mark
     previous = await store.claim_recent(mailbox_id, top)
-    return previous, max(previous, top)
+    known = max(previous, top)
+    if marks is not None:
+        marks.note(key, known)
+    return previous, known
 
 
 class SelectedMailbox:
@@ -78,6 +115,7 @@ class SelectedMailbox:
         read_only: bool,
         recent: Iterable[int] = (),
         recent_uid: int = 0,
+        recent_marks: RecentMarks | None = None,
     ) -> None:
         self.mailbox_id = mailbox.id
         self.name = mailbox.name
@@ -94,6 +132,7 @@ class SelectedMailbox:
         self._base_modseq = self.highestmodseq
         self.recent: set[int] = set(recent)
         self.recent_uid = recent_uid  # the store's \Recent watermark is at least this (recent_above)
+        self._recent_marks = recent_marks  # the process's shared lower bounds (RecentMarks)
         self._expunged: set[int] = set()  # gone from the store, not yet announced
         self._flags: set[int] = set()  # flags changed by others, not yet announced
         self._reported: dict[int, int] = {}  # uid -> MODSEQ the client already got
@@ -285,7 +324,10 @@ class SelectedMailbox:
         A store error only costs this session those \\Recent flags: the client's map must still
         learn of the new messages."""
         try:
-            previous, known = await recent_above(store, self.mailbox_id, new[-1], read_only=self.read_only)
+            previous, known = await recent_above(
+                store, self.mailbox_id, new[-1], read_only=self.read_only,
+                marks=self._recent_marks, uidvalidity=self.uidvalidity,
+            )
         except StoreError as exc:
             log.warning("\\Recent claim failed for mailbox %d: %s", self.mailbox_id, exc)
             return
