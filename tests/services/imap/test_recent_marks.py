@@ -55,3 +55,44 @@ def test_a_claim_by_another_process_is_learnt_by_a_peek() -> None:
         assert store.peeks == peeks
 
     asyncio.run(go())
+
+
+def test_sessions_woken_together_share_one_claim() -> None:
+    """One delivery wakes every IDLE session of a mailbox at once: one claim, not one each."""
+
+    class SlowClaims(CountingStore):
+        async def claim_recent(self, mailbox_id: int, upto: int) -> int:
+            await asyncio.sleep(0.01)
+            return await super().claim_recent(mailbox_id, upto)
+
+    async def go() -> None:
+        store, marks = SlowClaims(), RecentMarks()
+        answers = await asyncio.gather(*(
+            recent_above(store, 3, 4, read_only=i % 2 == 1, marks=marks, uidvalidity=9) for i in range(20)
+        ))
+        assert store.claims == 1
+        assert sorted(answers)[0] == (0, 4)  # the claimer: UIDs 1..4 are recent for it alone
+        assert sorted(answers)[1:] == [(4, 4)] * 19
+
+    asyncio.run(go())
+
+
+def test_a_failed_claim_lets_the_waiters_ask_the_store() -> None:
+    class FailingOnce(CountingStore):
+        async def claim_recent(self, mailbox_id: int, upto: int) -> int:
+            await asyncio.sleep(0.01)
+            if self.claims == 0:
+                self.claims += 1
+                raise RuntimeError("store down")
+            return await super().claim_recent(mailbox_id, upto)
+
+    async def go() -> None:
+        store, marks = FailingOnce(), RecentMarks()
+        first = asyncio.ensure_future(recent_above(store, 3, 4, read_only=False, marks=marks))
+        await asyncio.sleep(0)
+        second = asyncio.ensure_future(recent_above(store, 3, 4, read_only=False, marks=marks))
+        results = await asyncio.gather(first, second, return_exceptions=True)
+        assert isinstance(results[0], RuntimeError)
+        assert results[1] == (0, 4)  # it claimed them itself
+
+    asyncio.run(go())

@@ -34,6 +34,7 @@ No method here writes to a socket; ``sync`` returns the bytes to send.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
@@ -66,9 +67,31 @@ class RecentMarks:
 
     def __init__(self) -> None:
         self._marks: dict[tuple[int, int], int] = {}
+        # claims in flight: key -> (up to which UID, the watermark it leaves); sessions woken
+        # by the same delivery wait for it instead of each writing a claim of their own
+        self._claims: dict[tuple[int, int], tuple[int, asyncio.Future[int]]] = {}
 
     def get(self, key: tuple[int, int]) -> int:
         return self._marks.get(key, 0)
+
+    def claim_in_flight(self, key: tuple[int, int], top: int) -> asyncio.Future[int] | None:
+        pending = self._claims.get(key)
+        return pending[1] if pending is not None and pending[0] >= top else None
+
+    def claiming(self, key: tuple[int, int], top: int) -> asyncio.Future[int]:
+        fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._claims[key] = (top, fut)
+        return fut
+
+    def claimed(self, key: tuple[int, int], fut: asyncio.Future[int], known: int | None) -> None:
+        """End a claim started with ``claiming``: ``known`` the resulting watermark, None if it failed."""
+        if self._claims.get(key, (0, None))[1] is fut:
+            del self._claims[key]
+        if known is None:
+            fut.cancel()
+        else:
+            self.note(key, known)
+            fut.set_result(known)
 
     def note(self, key: tuple[int, int], value: int) -> None:
         if value > self._marks.get(key, 0):
@@ -88,20 +111,36 @@ async def recent_above(
     between racing sessions). ``marks`` answers without the store when this process already
     knows a watermark at or above ``top``."""
     key = (mailbox_id, uidvalidity)
-    if marks is not None:
-        cached = marks.get(key)
-        if top <= cached:
-            return cached, cached
+    if marks is None:
+        mark = await store.peek_recent(mailbox_id)
+        if read_only or top <= mark:
+            return mark, mark
+        previous = await store.claim_recent(mailbox_id, top)
+        return previous, max(previous, top)
+    cached = marks.get(key)
+    if top <= cached:
+        return cached, cached
+    pending = marks.claim_in_flight(key, top)
+    if pending is not None:  # another session of this process is claiming these UIDs
+        try:
+            known = await asyncio.shield(pending)
+            return known, known
+        except asyncio.CancelledError:
+            if not pending.cancelled():
+                raise  # this session itself was cancelled
+            # that claim failed: ask the store ourselves
     mark = await store.peek_recent(mailbox_id)
     if read_only or top <= mark:
-        if marks is not None:
-            marks.note(key, mark)
+        marks.note(key, mark)
         return mark, mark
-    previous = await store.claim_recent(mailbox_id, top)
-    known = max(previous, top)
-    if marks is not None:
-        marks.note(key, known)
-    return previous, known
+    fut = marks.claiming(key, top)
+    known_after: int | None = None
+    try:
+        previous = await store.claim_recent(mailbox_id, top)
+        known_after = max(previous, top)
+        return previous, known_after
+    finally:
+        marks.claimed(key, fut, known_after)
 
 
 class SelectedMailbox:
