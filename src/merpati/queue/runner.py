@@ -73,8 +73,8 @@ from merpati.storage.queue_api import (
     QueueRecipient,
     QueueStore,
     RecipientResult,
-    claim_problem,
 )
+from merpati.storage.queue_entries import claim_problem
 
 log = logging.getLogger("merpati.queue")
 

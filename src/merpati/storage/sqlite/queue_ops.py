@@ -27,19 +27,21 @@ from merpati.storage.queue_api import (
     QueueRecipient,
     QueueSummary,
     RecipientState,
-    checked_claim,
     clean_text,
     fairness_share,
     from_ms,
+    new_claims,
+    notify_from_text,
+    notify_to_text,
+    unique_recipients,
+)
+from merpati.storage.queue_entries import (
+    checked_claim,
     lenient_item,
     lenient_message,
     lenient_recipient,
     lenient_state,
-    new_claims,
     summary,
-    notify_from_text,
-    notify_to_text,
-    unique_recipients,
 )
 
 Conn = sqlite3.Connection
