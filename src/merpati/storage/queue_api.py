@@ -23,7 +23,7 @@ Theory of operation
   starved behind a backlog of retries that fell due before it (SECURITY-CASES STORE-08).
 * **Corrupt entries** (SECURITY-CASES STORE-09). Stored rows are untrusted input: ``claim``
   reads each item's rows, and an item whose rows cannot be read or break the rules of
-  ``entry_problem`` (an invalid or CR/LF-carrying address, an unknown state or kind, a size
+  ``queue_entries.entry_problem`` (an invalid or CR/LF-carrying address, an unknown state or kind, a size
   that is not the data's length, empty data, RET/BODY/NOTIFY outside their sets...) is not
   handed out but **quarantined** in the same transaction: leased to ``QUARANTINE_OWNER``
   until year 9999 (never due again, no migration needed), the reason in the ``last_text``
