@@ -148,7 +148,9 @@ async def run(
         die_with_parent()
     workers = smtp_worker_count(config)
     config.data_dir.mkdir(parents=True, exist_ok=True)
-    store = await open_store(config.storage_url)
+    # Nothing in an SMTP worker process subscribes to changes (IMAP and the Bayes training
+    # run in the main process): it only publishes them.
+    store = await open_store(config.storage_url, receive_changes=smtp_worker is None)
     listeners: list[Listener] = []
     started: list[Stoppable] = []
     supervisor: WorkerSupervisor | None = None

@@ -119,3 +119,26 @@ def test_a_sibling_that_joins_after_a_publish_gets_the_next_one(tmp_path: Path) 
         await a.close()
 
     asyncio.run(go())
+
+
+def test_a_send_only_process_binds_nothing_and_still_publishes(tmp_path: Path) -> None:
+    """SMTP workers and the CLI subscribe to nothing: no socket of theirs, so the others do
+    not encode and send every change to them; what they publish still reaches the others."""
+    from merpati.storage.changes import FlagsChanged
+
+    async def go() -> None:
+        folder = str(tmp_path / "f")
+        main, worker = SiblingFeed(folder), SiblingFeed(folder, receive=False)
+        await main.start()
+        await worker.start()
+        assert [p.name for p in Path(main.folder).iterdir()] == [Path(main._path).name]
+        assert main._peers() == []  # nobody to send to
+        sub = main.subscribe(1)
+        worker.publish_nowait([FlagsChanged(account_id=1, mailbox_id=1, uids=(7,), modseq=8)])
+        change = await asyncio.wait_for(sub.__anext__(), 10)
+        assert isinstance(change, FlagsChanged) and change.uids == (7,)
+        await worker.close()
+        await main.close()
+        assert not any(Path(main.folder).iterdir())
+
+    asyncio.run(go())

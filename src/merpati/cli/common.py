@@ -57,7 +57,7 @@ async def open_configured_store(url: str) -> MailStore:
     from merpati.storage import open_store
 
     try:
-        return await open_store(url)
+        return await open_store(url, receive_changes=False)  # the CLI publishes, never subscribes
     except ValueError as exc:  # unknown scheme, relative sqlite path
         raise UserError(f"storage: {exc}") from None
 

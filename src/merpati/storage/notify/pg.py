@@ -47,8 +47,9 @@ async def notify_in_tx(conn: Any, changes: Sequence[Change]) -> None:
 class PgChangeFeed:
     """The multi-node ``ChangeFeed``; one per store (node)."""
 
-    def __init__(self, dsn: str, pool: Any, local: LocalChangeFeed) -> None:
+    def __init__(self, dsn: str, pool: Any, local: LocalChangeFeed, *, listen: bool = True) -> None:
         self._dsn = dsn
+        self._listen = listen  # False: a process nobody in which subscribes (SMTP workers, the CLI)
         self._pool = pool
         self.local = local
         self._conn: Any = None
@@ -56,7 +57,8 @@ class PgChangeFeed:
         self._reconnect_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        await self._connect()
+        if self._listen:
+            await self._connect()
 
     async def _connect(self) -> None:
         conn = await asyncpg.connect(self._dsn)

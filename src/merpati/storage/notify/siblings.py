@@ -38,9 +38,12 @@ GAP = b"!gap"  # first line of a datagram sent after this sender dropped one for
 
 
 class SiblingFeed(LocalChangeFeed):
-    def __init__(self, folder: str, *, max_pending: int = DEFAULT_MAX_PENDING) -> None:
+    def __init__(self, folder: str, *, receive: bool = True, max_pending: int = DEFAULT_MAX_PENDING) -> None:
         super().__init__(max_pending=max_pending)
         self.folder = folder
+        # False: this process only sends (nothing in it subscribes: SMTP workers, the CLI), so it
+        # binds no socket and the others do not encode, send and decode every change for it
+        self._receive = receive
         self._sock: socket.socket | None = None
         self._path = ""
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -52,22 +55,25 @@ class SiblingFeed(LocalChangeFeed):
             # AF_UNIX paths are limited to 108 bytes: use a short private folder named after it.
             digest = hashlib.sha256(os.path.realpath(self.folder).encode()).hexdigest()[:20]
             self.folder = os.path.join(tempfile.gettempdir(), f"merpati-feed-{os.getuid()}-{digest}")
+        path = ""
         try:
             os.makedirs(self.folder, mode=0o700, exist_ok=True)
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-            path = os.path.join(self.folder, f"{os.getpid()}-{secrets.token_hex(4)}.sock")
-            sock.bind(path)
+            if self._receive:
+                path = os.path.join(self.folder, f"{os.getpid()}-{secrets.token_hex(4)}.sock")
+                sock.bind(path)
         except OSError as exc:  # e.g. a read-only folder or a path too long for AF_UNIX
             log.warning("change feed: cannot bind a sibling socket in %s: %s (local only)", self.folder, exc)
             return
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
-        except OSError:
-            pass
         sock.setblocking(False)
         self._sock, self._path = sock, path
         self._loop = asyncio.get_running_loop()
-        self._loop.add_reader(sock.fileno(), self._on_readable)
+        if self._receive:
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
+            except OSError:
+                pass
+            self._loop.add_reader(sock.fileno(), self._on_readable)
 
     def publish_nowait(self, changes: Iterable[Change]) -> None:
         changes = list(changes)
@@ -145,11 +151,12 @@ class SiblingFeed(LocalChangeFeed):
 
     async def close(self) -> None:
         if self._sock is not None:
-            if self._loop is not None and not self._loop.is_closed():
+            if self._receive and self._loop is not None and not self._loop.is_closed():
                 self._loop.remove_reader(self._sock.fileno())
             self._sock.close()
             self._sock = None
-            _unlink(self._path)
+            if self._path:
+                _unlink(self._path)
         await super().close()
 
 

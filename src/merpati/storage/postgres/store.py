@@ -93,6 +93,7 @@ class PgStore(OpsBackedStore):
         max_pending_changes: int | None = None,
         min_size: int = 1,
         max_size: int = 10,
+        receive_changes: bool = True,
     ) -> PgStore:
         try:
             pool = await asyncpg.create_pool(
@@ -107,7 +108,7 @@ class PgStore(OpsBackedStore):
             async with pool.acquire() as conn:
                 version = await migrate(conn)
             local = LocalChangeFeed() if max_pending_changes is None else LocalChangeFeed(max_pending=max_pending_changes)
-            feed = PgChangeFeed(dsn, pool, local)
+            feed = PgChangeFeed(dsn, pool, local, listen=receive_changes)
             await feed.start()
         except BaseException as exc:
             await pool.close()

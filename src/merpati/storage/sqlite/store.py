@@ -51,12 +51,16 @@ class SqliteStore(OpsBackedStore):
         parsed_type: Any | None = None,
         max_pending_changes: int | None = None,
         busy_timeout_ms: int = BUSY_TIMEOUT_MS,
+        receive_changes: bool = True,
     ) -> SqliteStore:
         folder = os.path.dirname(path)
         if folder:
             os.makedirs(folder, mode=0o700, exist_ok=True)
         # Processes sharing this file (MX workers, the CLI) pass their changes on to each other.
-        feed = SiblingFeed(path + ".feed", **({} if max_pending_changes is None else {"max_pending": max_pending_changes}))
+        feed = SiblingFeed(
+            path + ".feed", receive=receive_changes,
+            **({} if max_pending_changes is None else {"max_pending": max_pending_changes}),
+        )
         await feed.start()
         store = cls(
             path, readers=max(1, readers), parsed_type=parsed_type, feed=feed, busy_timeout_ms=busy_timeout_ms
