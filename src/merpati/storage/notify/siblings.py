@@ -1,10 +1,12 @@
 """Change feed shared by the processes that open one SQLite file (MX workers, the CLI, a daemon).
 
 SQLite has no LISTEN/NOTIFY, yet an IMAP session in the main process must see at once the mail
-that an MX worker process committed. Each process that opens the store binds a Unix datagram
-socket in a folder beside the database (``<db>.feed/``) and, after publishing committed changes
-locally, sends them as one datagram (JSON lines) to every other socket there. A socket whose
-process died refuses the datagram and is removed by the sender.
+that an MX worker process committed. Each process that opens the store to receive changes binds
+a Unix datagram socket in a folder beside the database (``<db>.feed/``) and, after publishing
+committed changes locally, every process sends them as one datagram (JSON lines) to every other
+socket there. Processes in which nothing subscribes (SMTP workers, the CLI: ``receive=False``)
+bind none, so nobody sends to them. A socket whose process died refuses the datagram and is
+removed by the sender.
 
 Delivery is best effort, like the in-process feed's bounded queues: a sibling whose receive
 buffer is full misses the datagram, and then all its subscribers are told to resync (the next
