@@ -89,7 +89,9 @@ class Imap:
                 return ln
 
 
-def test_idle_on_one_node_sees_changes_made_on_the_other(tmp_path, pg_url) -> None:
+@pytest.fixture
+def nodes(tmp_path, pg_url):
+    """Two started `merpati serve` nodes on one PostgreSQL database, and a user of the first."""
     a = node(tmp_path, "a", worker_address(2), pg_url)
     b = node(tmp_path, "b", worker_address(3), pg_url)
     a.add_domain(DEFAULT_DOMAIN)
@@ -97,54 +99,50 @@ def test_idle_on_one_node_sees_changes_made_on_the_other(tmp_path, pg_url) -> No
     a.start()
     b.start()
     try:
-        watcher = Imap(b, user)
-        watcher.cmd(b"s SELECT INBOX")
-        watcher.sock.sendall(b"i IDLE\r\n")
-        assert watcher.f.readline().startswith(b"+ ")
-        with smtplib.SMTP(a.host, a.port, timeout=30) as s:
-            s.sendmail("ann@x.test", [user], b"From: ann@x.test\r\nSubject: cross-node\r\n\r\nhello\r\n")
-        assert watcher.wait_for(b"EXISTS") == b"* 1 EXISTS\r\n"
-        actor = Imap(a, user)
-        actor.cmd(b"s SELECT INBOX")
-        actor.cmd(b"f STORE 1 +FLAGS (\\Flagged)")
-        assert b"\\Flagged" in watcher.wait_for(b"FETCH")
-        actor.cmd(b"g STORE 1 +FLAGS (\\Deleted)")
-        actor.cmd(b"h EXPUNGE")
-        assert watcher.wait_for(b"EXPUNGE") == b"* 1 EXPUNGE\r\n"
-        watcher.sock.sendall(b"DONE\r\n")
-        assert watcher.wait_for(b"i OK").startswith(b"i OK")
+        yield a, b, user
     finally:
         a.stop()
         b.stop()
 
 
-def test_recent_is_given_to_one_session_across_nodes(tmp_path, pg_url) -> None:
-    a = node(tmp_path, "a", worker_address(2), pg_url)
-    b = node(tmp_path, "b", worker_address(3), pg_url)
-    a.add_domain(DEFAULT_DOMAIN)
-    user = a.new_user("pgr")
-    a.start()
-    b.start()
-    try:
-        with smtplib.SMTP(a.host, a.port, timeout=30) as s:
-            s.sendmail("ann@x.test", [user], b"From: ann@x.test\r\nSubject: one\r\n\r\nhello\r\n")
-        first = Imap(a, user)
-        out = first.cmd(b"s SELECT INBOX")
-        assert b"* 1 EXISTS\r\n" in out and b"* 1 RECENT\r\n" in out
-        second = Imap(b, user)
-        out = second.cmd(b"s SELECT INBOX")
-        assert b"* 1 EXISTS\r\n" in out and b"* 0 RECENT\r\n" in out
-        assert b'* STATUS "INBOX" (RECENT 0)\r\n' in Imap(b, user).cmd(b"t STATUS INBOX (RECENT)")
-        first.sock.close()
-        second.sock.close()
-        with smtplib.SMTP(b.host, b.port, timeout=30) as s:  # nobody has INBOX selected now
-            s.sendmail("ann@x.test", [user], b"From: ann@x.test\r\nSubject: two\r\n\r\nhello\r\n")
-        out = Imap(a, user).cmd(b"e EXAMINE INBOX")
-        assert b"* 2 EXISTS\r\n" in out and b"* 1 RECENT\r\n" in out  # seen, not claimed
-        out = Imap(b, user).cmd(b"s SELECT INBOX")
-        assert b"* 2 EXISTS\r\n" in out and b"* 1 RECENT\r\n" in out
-        out = Imap(a, user).cmd(b"s SELECT INBOX")
-        assert b"* 2 EXISTS\r\n" in out and b"* 0 RECENT\r\n" in out
-    finally:
-        a.stop()
-        b.stop()
+def test_idle_on_one_node_sees_changes_made_on_the_other(nodes) -> None:
+    a, b, user = nodes
+    watcher = Imap(b, user)
+    watcher.cmd(b"s SELECT INBOX")
+    watcher.sock.sendall(b"i IDLE\r\n")
+    assert watcher.f.readline().startswith(b"+ ")
+    with smtplib.SMTP(a.host, a.port, timeout=30) as s:
+        s.sendmail("ann@x.test", [user], b"From: ann@x.test\r\nSubject: cross-node\r\n\r\nhello\r\n")
+    assert watcher.wait_for(b"EXISTS") == b"* 1 EXISTS\r\n"
+    actor = Imap(a, user)
+    actor.cmd(b"s SELECT INBOX")
+    actor.cmd(b"f STORE 1 +FLAGS (\\Flagged)")
+    assert b"\\Flagged" in watcher.wait_for(b"FETCH")
+    actor.cmd(b"g STORE 1 +FLAGS (\\Deleted)")
+    actor.cmd(b"h EXPUNGE")
+    assert watcher.wait_for(b"EXPUNGE") == b"* 1 EXPUNGE\r\n"
+    watcher.sock.sendall(b"DONE\r\n")
+    assert watcher.wait_for(b"i OK").startswith(b"i OK")
+
+
+def test_recent_is_given_to_one_session_across_nodes(nodes) -> None:
+    a, b, user = nodes
+    with smtplib.SMTP(a.host, a.port, timeout=30) as s:
+        s.sendmail("ann@x.test", [user], b"From: ann@x.test\r\nSubject: one\r\n\r\nhello\r\n")
+    first = Imap(a, user)
+    out = first.cmd(b"s SELECT INBOX")
+    assert b"* 1 EXISTS\r\n" in out and b"* 1 RECENT\r\n" in out
+    second = Imap(b, user)
+    out = second.cmd(b"s SELECT INBOX")
+    assert b"* 1 EXISTS\r\n" in out and b"* 0 RECENT\r\n" in out
+    assert b'* STATUS "INBOX" (RECENT 0)\r\n' in Imap(b, user).cmd(b"t STATUS INBOX (RECENT)")
+    first.sock.close()
+    second.sock.close()
+    with smtplib.SMTP(b.host, b.port, timeout=30) as s:  # nobody has INBOX selected now
+        s.sendmail("ann@x.test", [user], b"From: ann@x.test\r\nSubject: two\r\n\r\nhello\r\n")
+    out = Imap(a, user).cmd(b"e EXAMINE INBOX")
+    assert b"* 2 EXISTS\r\n" in out and b"* 1 RECENT\r\n" in out  # seen, not claimed
+    out = Imap(b, user).cmd(b"s SELECT INBOX")
+    assert b"* 2 EXISTS\r\n" in out and b"* 1 RECENT\r\n" in out
+    out = Imap(a, user).cmd(b"s SELECT INBOX")
+    assert b"* 2 EXISTS\r\n" in out and b"* 0 RECENT\r\n" in out
