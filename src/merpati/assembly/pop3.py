@@ -1,7 +1,8 @@
 """Wiring of the pop3 part: the ``pop3`` (STLS, RFC 2595) and ``pop3s`` (implicit TLS,
 RFC 8314) listeners over one ``Pop3Service`` (maildrop locks, size cache) per process. Every SMTP
 process serves them (SO_REUSEPORT), as Dovecot runs several pop3 processes; the maildrop lock is
-the store's, so it holds across processes and nodes."""
+the store's, so it holds across processes and nodes. With ``[pop3] login_delay`` set, only the
+main process serves POP3 (the last-login times are kept in that process, per node)."""
 
 from __future__ import annotations
 
@@ -31,6 +32,11 @@ async def start(ctx: AppContext) -> list[Stoppable]:
         raise ConfigError("pop3.login_delay: expected 0 or a positive number of seconds")
     if config.pop3.idle_timeout <= 0:
         raise ConfigError("pop3.idle_timeout: expected a positive number of seconds")
+    # The last-login times behind [LOGIN-DELAY] live in the process: with a login delay set,
+    # POP3 is served by the main process only, so every login of the node is seen by one record.
+    shared = config.pop3.login_delay == 0
+    if not shared and not ctx.main_process:
+        return []
     service = build_service(ctx)
     timeouts = Pop3Timeouts.from_idle(config.pop3.idle_timeout)
     listeners: list[Stoppable] = []
@@ -45,7 +51,7 @@ async def start(ctx: AppContext) -> list[Stoppable]:
         listener = Listener(
             name, addresses, factory, refuse=factory.refuse,
             max_connections=config.pop3.max_connections, max_per_ip=config.pop3.max_connections_per_ip,
-            ssl_context=ctx.tls if implicit else None, reuse_port=ctx.processes > 1,
+            ssl_context=ctx.tls if implicit else None, reuse_port=shared and ctx.processes > 1,
         )
         try:
             await listener.start()
