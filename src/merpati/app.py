@@ -151,6 +151,8 @@ async def run(
     # Nothing in an SMTP worker process subscribes to changes (IMAP and the Bayes training
     # run in the main process): it only publishes them.
     store = await open_store(config.storage_url, receive_changes=smtp_worker is None)
+    if smtp_worker is not None and hasattr(store, "relay_writes"):
+        store.relay_writes()
     listeners: list[Listener] = []
     started: list[Stoppable] = []
     supervisor: WorkerSupervisor | None = None
@@ -187,6 +189,8 @@ async def run(
             started.extend(await checks.start_background(store))  # Bayes training, greylist expiry
         if smtp_worker is None and workers > 1:
             assert config.source is not None
+            if hasattr(store, "serve_relayed_writes"):  # SQLite: one writer for all MX processes
+                await store.serve_relayed_writes()
             supervisor = WorkerSupervisor(config.source, workers - 1, grace=SHUTDOWN_GRACE)
             await supervisor.start()
         stop = stop or _signal_event()

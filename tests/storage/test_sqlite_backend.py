@@ -161,3 +161,44 @@ async def test_open_store_creates_the_folder(tmp_path: Path) -> None:
     assert os.stat(target.parent).st_mode & 0o777 == 0o700
     with pytest.raises(ValueError):
         await open_store("mysql://nope")
+
+
+async def test_a_worker_hands_its_deliveries_to_the_main_writer(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/m.db"
+    main = await open_store(url, parsed_type=PARSED_TYPE)
+    worker = await open_store(url, parsed_type=PARSED_TYPE, receive_changes=False)
+    main_open = True
+    try:
+        await main.add_domain("example.com")
+        acc = await main.create_account("bob@example.com", "h")
+        await main.serve_relayed_writes()
+        worker.relay_writes()
+        before_main, before_worker = main.stats(), worker.stats()
+        metas = await asyncio.gather(
+            *(worker.deliver([Delivery(acc.id, message(), parse(message()), T0)]) for _ in range(20))
+        )
+        assert sorted(m.uid for [m] in metas) == list(range(1, 21))
+        assert main.stats()["jobs"] - before_main["jobs"] == 20  # committed by the main writer
+        assert worker.stats() == before_worker
+        # errors come back as the store's own exceptions
+        with pytest.raises(type(await _not_found(main, acc.id + 99))):
+            await worker.deliver([Delivery(acc.id + 99, message(), parse(message()), T0)])
+        # the main process gone: the worker commits on its own writer
+        await main.close()
+        main_open = False
+        await asyncio.sleep(0.05)  # the worker sees its link close
+        [m] = await worker.deliver([Delivery(acc.id, message(), parse(message()), T0)])
+        assert m.uid == 21
+        assert worker.stats()["jobs"] == before_worker["jobs"] + 1
+    finally:
+        await worker.close()
+        if main_open:
+            await main.close()
+
+
+async def _not_found(store, account_id: int) -> BaseException:
+    try:
+        await store.deliver([Delivery(account_id, message(), parse(message()), T0)])
+    except Exception as exc:  # noqa: BLE001 - whatever the store raises locally
+        return exc
+    raise AssertionError("delivery to a missing account succeeded")

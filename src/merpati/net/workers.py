@@ -3,9 +3,10 @@
 Why processes: one Python process is bound by its GIL to about one core, and the MX's work
 (SMTP engine, MIME parse, trace headers) is pure Python. Postfix runs many smtpd processes for
 the same reason. Each worker is ``merpati serve --smtp-worker N`` on the same config: it opens
-its own store connection (SQLite's WAL serialises writers across processes; each process keeps
-its own group commit) and binds the same SMTP addresses with SO_REUSEPORT, so the kernel spreads
-connections over the main process and the workers.
+its own store connection and binds the same SMTP addresses with SO_REUSEPORT, so the kernel
+spreads connections over the main process and the workers. With SQLite a worker hands its
+deliveries to the main process's writer (``storage.sqlite.write_relay``), so one group commit
+serves every process; with PostgreSQL each process commits on its own connections.
 
 Lifecycle: the supervisor restarts a worker that dies (after a pause), and on shutdown sends
 SIGTERM to every worker and waits for each to finish its transactions in flight. A worker

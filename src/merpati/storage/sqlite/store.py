@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from merpati.storage.api import TemporaryStoreError
 from merpati.storage.delegating import OpsBackedStore
 from merpati.storage.notify.local import LocalChangeFeed
 from merpati.storage.notify.siblings import SiblingFeed
@@ -21,8 +22,10 @@ from merpati.storage.sqlite.maildrop import FileMaildropLock, FileMaildropLocks
 from merpati.storage.queue_api import OpsQueueStore
 from merpati.storage.sqlite import ops, queue_ops
 from merpati.storage.sqlite.workers import BUSY_TIMEOUT_MS, Readers, Writer
+from merpati.storage.sqlite.write_relay import RelayClient, RelayServer, socket_path
 
 DEFAULT_READERS = 4
+RELAYED = frozenset({"deliver"})  # the writes an MX worker hands to the main process
 
 
 class SqliteStore(OpsBackedStore):
@@ -41,6 +44,8 @@ class SqliteStore(OpsBackedStore):
         self._maildrop = FileMaildropLocks(path)
         self.schema_version = 0
         self.queue = OpsQueueStore(queue_ops, self._read, self._write)  # the outbound queue (queue_api)
+        self._relay_server: RelayServer | None = None
+        self._relay_client: RelayClient | None = None
 
     @classmethod
     async def open(
@@ -69,7 +74,25 @@ class SqliteStore(OpsBackedStore):
         store._readers.start()
         return store
 
+    async def serve_relayed_writes(self) -> None:
+        """Main process with MX workers: commit their deliveries here (see ``write_relay``)."""
+        self._relay_server = RelayServer(socket_path(self.path), self._relayed)
+        await self._relay_server.start()
+
+    def relay_writes(self) -> None:
+        """MX worker process: hand deliveries to the main process's writer."""
+        self._relay_client = RelayClient(socket_path(self.path))
+
+    async def _relayed(self, name: str, args: tuple[Any, ...]) -> Any:
+        if name not in RELAYED:
+            raise TemporaryStoreError(f"write relay: {name} is not relayed")
+        return await self._write(getattr(ops, name), *args)
+
     async def close(self) -> None:
+        if self._relay_server is not None:
+            await self._relay_server.stop()
+        if self._relay_client is not None:
+            await self._relay_client.close()
         self._maildrop.close()
         await self._writer.stop()
         await self._readers.stop()
@@ -84,7 +107,12 @@ class SqliteStore(OpsBackedStore):
         return self._maildrop.try_lock(account_id)
 
     async def _write(self, fn: Any, *args: Any) -> Any:
-        """Run ``fn(conn, *args)`` as one job on the writer thread (group commit)."""
+        """Run ``fn(conn, *args)`` as one job on the writer thread (group commit), or in an MX
+        worker, deliveries on the main process's writer."""
+        if self._relay_client is not None and fn is ops.deliver:
+            sent, result = await self._relay_client.call("deliver", args)
+            if sent:
+                return result
         return await self._writer.submit(lambda conn: fn(conn, *args))
 
     async def _read(self, fn: Any, *args: Any) -> Any:
