@@ -120,6 +120,93 @@ def _human(action: str, entries: list[DsnEntry], hostname: str, until: float | N
     return "\r\n".join(lines) + "\r\n"
 
 
+def _report_header(
+    *, message: QueueMessage, action: str, hostname: str, now: float, dsn_id: str, boundary: str, utf8: bool
+) -> str:
+    """The DSN's own header fields and the MIME preamble (RFC 6522), up to the first boundary."""
+    subject = "Undelivered Mail Returned to Sender" if action == FAILED else "Delayed Mail (still being retried)"
+    head = [
+        f"From: Mail Delivery System <MAILER-DAEMON@{hostname}>",
+        f"To: <{message.sender}>",
+        f"Subject: {subject}",
+        f"Date: {_date(now)}",
+        f"Message-ID: <{dsn_id}.dsn@{hostname}>",
+        "Auto-Submitted: auto-replied",
+        "MIME-Version: 1.0",
+        f'Content-Type: multipart/report; report-type=delivery-status;\r\n\tboundary="{boundary}"',
+        "Content-Transfer-Encoding: 8bit" if utf8 else "Content-Transfer-Encoding: 7bit",
+        "",
+        "This is a MIME-encapsulated message.",
+        "",
+    ]
+    return "\r\n".join(head)
+
+
+def _per_message_fields(message: QueueMessage, hostname: str) -> list[str]:
+    """The per-message block of ``message/delivery-status`` (RFC 3464 §2.2)."""
+    fields = [
+        f"Reporting-MTA: dns; {hostname}",
+        f"X-Merpati-Queue-ID: {message.queue_id}",
+    ]
+    if message.envid:
+        fields.append(f"Original-Envelope-Id: {_safe(message.envid, 100)}")
+    fields.append(f"Arrival-Date: {_date(message.created)}")
+    return fields
+
+
+def _per_recipient_fields(entry: DsnEntry, now: float, retry_until: float | None) -> list[str]:
+    """One recipient's block of ``message/delivery-status`` (RFC 3464 §2.3), ORCPT per RFC 3461."""
+    rcpt = entry.recipient
+    kind = "utf-8" if not rcpt.address.isascii() else "rfc822"
+    fields = [f"Final-Recipient: {kind}; {rcpt.address}"]
+    if rcpt.orcpt and ";" in rcpt.orcpt:
+        otype, _, oaddr = rcpt.orcpt.partition(";")
+        fields.append(f"Original-Recipient: {_safe(otype, 20)}; {_safe(oaddr, 300)}")
+    fields.append(f"Action: {entry.action}")
+    fields.append(f"Status: {entry.status}")
+    if entry.remote:
+        fields.append(f"Remote-MTA: dns; {_safe(entry.remote, 255)}")
+    fields.append(f"Diagnostic-Code: {entry.diagnostic_type}; {_safe(entry.diagnostic)}")
+    fields.append(f"Last-Attempt-Date: {_date(now)}")
+    if entry.action == DELAYED and retry_until is not None:
+        fields.append(f"Will-Retry-Until: {_date(retry_until)}")
+    return fields
+
+
+def _delivery_status(
+    message: QueueMessage, entries: list[DsnEntry], hostname: str, now: float, retry_until: float | None
+) -> str:
+    """The ``message/delivery-status`` body: the per-message block, then one block per recipient."""
+    fields = _per_message_fields(message, hostname)
+    for entry in entries:
+        fields.append("")
+        fields += _per_recipient_fields(entry, now, retry_until)
+    return "\r\n".join(fields) + "\r\n"
+
+
+@dataclass(frozen=True, slots=True)
+class _Returned:
+    """What goes back of the original (RFC 3462 §2, RFC 3461 §4.3 RET)."""
+
+    content: bytes
+    content_type: str
+    description: str
+
+
+def _returned_content(message: QueueMessage, data: bytes) -> _Returned:
+    """The whole original (CRLF) for ``RET=FULL`` within MAX_FULL_RETURN, else its header block."""
+    if message.ret == "FULL" and len(data) <= MAX_FULL_RETURN:
+        whole = data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+        return _Returned(whole, "message/rfc822", "Undelivered Message")
+    return _Returned(header_block(data), "text/rfc822-headers", "Undelivered Message Headers")
+
+
+def _mime_part(boundary: str, description: str, content_type: str, content: bytes) -> bytes:
+    """One body part of the report: the boundary line, its two header fields, then ``content``."""
+    head = f"\r\n--{boundary}\r\nContent-Description: {description}\r\nContent-Type: {content_type}\r\n\r\n"
+    return head.encode("utf-8") + content
+
+
 def compose(
     *,
     message: QueueMessage,
@@ -140,62 +227,22 @@ def compose(
     boundary = f"{secrets.token_hex(8)}/{hostname}"
     dsn_id = queue_id or f"{message.queue_id}.{secrets.token_hex(4)}"
     utf8 = not message.sender.isascii() or any(not e.recipient.address.isascii() for e in entries)
-    subject = "Undelivered Mail Returned to Sender" if action == FAILED else "Delayed Mail (still being retried)"
-    head = [
-        f"From: Mail Delivery System <MAILER-DAEMON@{hostname}>",
-        f"To: <{message.sender}>",
-        f"Subject: {subject}",
-        f"Date: {_date(now)}",
-        f"Message-ID: <{dsn_id}.dsn@{hostname}>",
-        "Auto-Submitted: auto-replied",
-        "MIME-Version: 1.0",
-        f'Content-Type: multipart/report; report-type=delivery-status;\r\n\tboundary="{boundary}"',
-        "Content-Transfer-Encoding: 8bit" if utf8 else "Content-Transfer-Encoding: 7bit",
-        "",
-        "This is a MIME-encapsulated message.",
-        "",
-    ]
-    status_fields = [
-        f"Reporting-MTA: dns; {hostname}",
-        f"X-Merpati-Queue-ID: {message.queue_id}",
-    ]
-    if message.envid:
-        status_fields.append(f"Original-Envelope-Id: {_safe(message.envid, 100)}")
-    status_fields.append(f"Arrival-Date: {_date(message.created)}")
-    for entry in entries:
-        rcpt = entry.recipient
-        kind = "utf-8" if not rcpt.address.isascii() else "rfc822"
-        status_fields.append("")
-        status_fields.append(f"Final-Recipient: {kind}; {rcpt.address}")
-        if rcpt.orcpt and ";" in rcpt.orcpt:
-            otype, _, oaddr = rcpt.orcpt.partition(";")
-            status_fields.append(f"Original-Recipient: {_safe(otype, 20)}; {_safe(oaddr, 300)}")
-        status_fields.append(f"Action: {entry.action}")
-        status_fields.append(f"Status: {entry.status}")
-        if entry.remote:
-            status_fields.append(f"Remote-MTA: dns; {_safe(entry.remote, 255)}")
-        status_fields.append(f"Diagnostic-Code: {entry.diagnostic_type}; {_safe(entry.diagnostic)}")
-        status_fields.append(f"Last-Attempt-Date: {_date(now)}")
-        if entry.action == DELAYED and retry_until is not None:
-            status_fields.append(f"Will-Retry-Until: {_date(retry_until)}")
-    full = message.ret == "FULL" and len(data) <= MAX_FULL_RETURN
-    original = data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n") if full else header_block(data)
-    original_type = "message/rfc822" if full else "text/rfc822-headers"
-    body = (
-        "\r\n".join(head).encode("utf-8")
-        + f"\r\n--{boundary}\r\nContent-Description: Notification\r\n"
-        f"Content-Type: text/plain; charset=utf-8\r\n\r\n".encode("utf-8")
-        + _human(action, entries, hostname, retry_until).encode("utf-8")
-        + f"\r\n--{boundary}\r\nContent-Description: Delivery report\r\n"
-        f"Content-Type: message/delivery-status\r\n\r\n".encode("utf-8")
-        + ("\r\n".join(status_fields) + "\r\n").encode("utf-8")
-        + f"\r\n--{boundary}\r\nContent-Description: "
-        f"{'Undelivered Message' if full else 'Undelivered Message Headers'}\r\n"
-        f"Content-Type: {original_type}\r\n\r\n".encode("utf-8")
-        + original
-        + f"\r\n--{boundary}--\r\n".encode("utf-8")
+    header = _report_header(
+        message=message, action=action, hostname=hostname, now=now, dsn_id=dsn_id, boundary=boundary, utf8=utf8
     )
-    eight_bit = utf8 or any(b > 127 for b in original)
+    human = _human(action, entries, hostname, retry_until)
+    status = _delivery_status(message, entries, hostname, now, retry_until)
+    returned = _returned_content(message, data)
+    body = b"".join(
+        (
+            header.encode("utf-8"),
+            _mime_part(boundary, "Notification", "text/plain; charset=utf-8", human.encode("utf-8")),
+            _mime_part(boundary, "Delivery report", "message/delivery-status", status.encode("utf-8")),
+            _mime_part(boundary, returned.description, returned.content_type, returned.content),
+            f"\r\n--{boundary}--\r\n".encode("utf-8"),
+        )
+    )
+    eight_bit = utf8 or any(b > 127 for b in returned.content)
     return NewMessage(
         queue_id=dsn_id,
         sender="",
