@@ -1,8 +1,10 @@
 """Typed IMAP commands: what ``ImapServer.next_event()`` hands over in ``Command.command``.
 
 This module is the contract between the wire engine and ``services.imap``: every class
-here is a frozen dataclass, changes are additive only. (It is over 600 lines on purpose:
-one place to read the whole command vocabulary; it holds no logic.)
+here is a frozen dataclass, changes are additive only; it holds no logic. Import the
+whole command vocabulary from here: the SEARCH keys with SEARCH/SORT/THREAD
+(``search_keys.py``) and the FETCH items with FETCH (``fetch_items.py``) live in their
+own modules and are re-exported.
 
 Conventions for every field
 ---------------------------
@@ -27,8 +29,40 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 
+from merpati.wire.imap.fetch_items import (
+    FETCH_MACROS,
+    Fetch,
+    FetchAttr,
+    FetchBinary,
+    FetchBinarySize,
+    FetchBody,
+    FetchItem,
+    FetchPreview,
+    Section,
+)
+from merpati.wire.imap.search_keys import (
+    SEARCH_SIMPLE_KEYS,
+    Search,
+    SearchAge,
+    SearchAnd,
+    SearchDate,
+    SearchHeader,
+    SearchKey,
+    SearchKeyword,
+    SearchModseq,
+    SearchNot,
+    SearchOr,
+    SearchSeq,
+    SearchSimple,
+    SearchSize,
+    SearchText,
+    SearchUid,
+    Sort,
+    SortCriterion,
+    Thread,
+)
 from merpati.wire.imap.seqset import MAX_NZ, STAR, SequenceSet, SequenceSetError
 
 __all__ = [
@@ -377,274 +411,7 @@ class UidExpunge:
     uids: SequenceSet
 
 
-# -- search keys (RFC 9051 §6.4.4) ------------------------------------------------------
-SEARCH_SIMPLE_KEYS = frozenset(
-    {
-        "ALL", "ANSWERED", "DELETED", "DRAFT", "FLAGGED", "SEEN",
-        "UNANSWERED", "UNDELETED", "UNDRAFT", "UNFLAGGED", "UNSEEN",
-        "NEW", "OLD", "RECENT",  # IMAP4rev1 only
-        "SAVEDATESUPPORTED",  # RFC 8514
-    }
-)
-
-
-@dataclass(frozen=True, slots=True)
-class SearchSimple:
-    """An argument-less key from :data:`SEARCH_SIMPLE_KEYS` (upper-cased ``name``)."""
-
-    name: str
-
-
-@dataclass(frozen=True, slots=True)
-class SearchText:
-    """``field`` in BCC, BODY, CC, FROM, SUBJECT, TEXT, TO: case-insensitive substring."""
-
-    field: str
-    value: str
-
-
-@dataclass(frozen=True, slots=True)
-class SearchHeader:
-    """HEADER field-name string (an empty ``value`` matches every message having the field)."""
-
-    field: str
-    value: str
-
-
-@dataclass(frozen=True, slots=True)
-class SearchKeyword:
-    """KEYWORD flag (``present=True``) or UNKEYWORD flag (``present=False``)."""
-
-    keyword: str
-    present: bool = True
-
-
-@dataclass(frozen=True, slots=True)
-class SearchDate:
-    """Date comparisons. ``field``: ``INTERNAL`` (BEFORE/ON/SINCE), ``SENT``
-    (SENTBEFORE/SENTON/SENTSINCE) or ``SAVED`` (SAVEDBEFORE/SAVEDON/SAVEDSINCE, RFC 8514);
-    ``op``: ``BEFORE``, ``ON`` or ``SINCE``. Dates ignore time and timezone."""
-
-    field: str
-    op: str
-    date: date
-
-
-@dataclass(frozen=True, slots=True)
-class SearchSize:
-    """LARGER n / SMALLER n (``op`` is ``LARGER`` or ``SMALLER``; RFC822.SIZE)."""
-
-    op: str
-    size: int
-
-
-@dataclass(frozen=True, slots=True)
-class SearchSeq:
-    """A bare sequence set (message sequence numbers, or ``$``)."""
-
-    set: SequenceSet
-
-
-@dataclass(frozen=True, slots=True)
-class SearchUid:
-    """UID sequence-set (or ``UID $``)."""
-
-    set: SequenceSet
-
-
-@dataclass(frozen=True, slots=True)
-class SearchNot:
-    """NOT key."""
-
-    key: SearchKey
-
-
-@dataclass(frozen=True, slots=True)
-class SearchOr:
-    """OR key1 key2."""
-
-    left: SearchKey
-    right: SearchKey
-
-
-@dataclass(frozen=True, slots=True)
-class SearchAnd:
-    """All keys must match: a parenthesised list, and the top level of every SEARCH."""
-
-    keys: tuple[SearchKey, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class SearchModseq:
-    """MODSEQ [entry-name entry-type] mod-sequence-valzer (RFC 7162 §3.1.5): the message's
-    MODSEQ is >= ``modseq``. ``entry``/``entry_type`` (``priv``/``shared``/``all``,
-    lower-cased) are None when absent."""
-
-    modseq: int
-    entry: str | None = None
-    entry_type: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class SearchAge:
-    """OLDER n / YOUNGER n (WITHIN, RFC 5032): internal date relative to now, seconds."""
-
-    op: str
-    seconds: int
-
-
-SearchKey = (
-    SearchSimple | SearchText | SearchHeader | SearchKeyword | SearchDate | SearchSize
-    | SearchSeq | SearchUid | SearchNot | SearchOr | SearchAnd | SearchModseq | SearchAge
-)
-
-
-@dataclass(frozen=True, slots=True)
-class Search:
-    """[UID] SEARCH [RETURN (...)] [CHARSET x] keys (RFC 9051 §6.4.4, ESEARCH RFC 4731,
-    SEARCHRES RFC 5182).
-
-    * ``key`` is always a :class:`SearchAnd` of the top-level keys.
-    * ``charset`` upper-cased, or None when not given; strings were decoded with it.
-    * ``return_options``: None when no RETURN was given (plain ``* SEARCH`` answer in
-      IMAP4rev1); else the upper-cased options (``MIN MAX ALL COUNT SAVE``); an empty
-      ``RETURN ()`` means ``ALL`` (RFC 4731 §3.1) and is given here as ``{"ALL"}``.
-    """
-
-    key: SearchAnd
-    charset: str | None = None
-    return_options: frozenset[str] | None = None
-    uid: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class SortCriterion:
-    """One SORT key (RFC 5256): ARRIVAL CC DATE FROM SIZE SUBJECT TO (also DISPLAYFROM,
-    DISPLAYTO RFC 5957), with REVERSE."""
-
-    key: str
-    reverse: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Sort:
-    """[UID] SORT [RETURN (...)] (criteria) charset keys (RFC 5256, ESORT RFC 5267)."""
-
-    criteria: tuple[SortCriterion, ...]
-    charset: str
-    key: SearchAnd
-    uid: bool = False
-    return_options: frozenset[str] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Thread:
-    """[UID] THREAD algorithm charset keys (RFC 5256): algorithm upper-cased
-    (``ORDEREDSUBJECT``, ``REFERENCES``)."""
-
-    algorithm: str
-    charset: str
-    key: SearchAnd
-    uid: bool = False
-
-
-# -- fetch items (RFC 9051 §6.4.5) ------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class FetchAttr:
-    """An item without section: FLAGS, INTERNALDATE, RFC822.SIZE, ENVELOPE, BODY,
-    BODYSTRUCTURE, UID, MODSEQ (RFC 7162), SAVEDATE (RFC 8514), RFC822, RFC822.HEADER,
-    RFC822.TEXT (IMAP4rev1), EMAILID, THREADID (RFC 8474). ``name`` upper-cased."""
-
-    name: str
-
-
-@dataclass(frozen=True, slots=True)
-class Section:
-    """A ``BODY[...]`` section (RFC 9051 §6.4.5).
-
-    * ``part``: part numbers (``()`` for the whole message).
-    * ``text``: None, ``HEADER``, ``HEADER.FIELDS``, ``HEADER.FIELDS.NOT``, ``TEXT`` or
-      ``MIME`` (MIME only with a part number).
-    * ``fields``: upper-cased header names for HEADER.FIELDS(.NOT).
-    * ``spec``: the canonical text between the brackets (``1.2.HEADER.FIELDS (FROM TO)``),
-      to echo in the response and to hand to ``merpati.mime.section.extract_section``.
-    """
-
-    part: tuple[int, ...] = ()
-    text: str | None = None
-    fields: tuple[str, ...] = ()
-
-    @property
-    def spec(self) -> str:
-        out = ".".join(str(p) for p in self.part)
-        if self.text is not None:
-            out = out + "." + self.text if out else self.text
-            if self.fields:
-                out += " (" + " ".join(self.fields) + ")"
-        return out
-
-
-@dataclass(frozen=True, slots=True)
-class FetchBody:
-    """BODY[section]<origin.count> and BODY.PEEK[...]. ``partial`` is (origin, count) or
-    None. Answer with ``BODY[spec]<origin>`` (origin only). Without ``peek`` it sets \\Seen."""
-
-    section: Section
-    partial: tuple[int, int] | None = None
-    peek: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class FetchBinary:
-    """BINARY[part]<partial> and BINARY.PEEK (RFC 3516): decoded content of ``part``."""
-
-    part: tuple[int, ...] = ()
-    partial: tuple[int, int] | None = None
-    peek: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class FetchBinarySize:
-    """BINARY.SIZE[part] (RFC 3516)."""
-
-    part: tuple[int, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class FetchPreview:
-    """PREVIEW [(LAZY)] (RFC 8970)."""
-
-    lazy: bool = False
-
-
-FetchItem = FetchAttr | FetchBody | FetchBinary | FetchBinarySize | FetchPreview
-
-FETCH_MACROS = {
-    "ALL": ("FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE"),
-    "FAST": ("FLAGS", "INTERNALDATE", "RFC822.SIZE"),
-    "FULL": ("FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE", "BODY"),
-}
-"""Macro expansions (RFC 9051 §6.4.5); the parser expands them into ``FetchAttr`` items."""
-
-
-@dataclass(frozen=True, slots=True)
-class Fetch:
-    """[UID] FETCH set items [(CHANGEDSINCE n [VANISHED])] (RFC 9051 §6.4.5, RFC 7162).
-
-    ``items`` has macros expanded, in the client's order (duplicates kept). ``macro`` is
-    the macro name when one was used. For ``uid=True`` the answer must include UID even
-    when not asked (RFC 9051 §6.4.9); with CHANGEDSINCE it must include MODSEQ.
-    ``vanished`` is only valid with ``uid`` and ``changedsince`` (the engine checks).
-    """
-
-    sequence: SequenceSet
-    items: tuple[FetchItem, ...]
-    uid: bool = False
-    changedsince: int | None = None
-    vanished: bool = False
-    macro: str | None = None
-
-
+# SEARCH / SORT / THREAD are in search_keys.py, FETCH in fetch_items.py.
 class StoreMode(enum.Enum):
     """STORE FLAGS (replace), +FLAGS (add), -FLAGS (remove)."""
 
