@@ -9,10 +9,11 @@ synchronizing literal it accepts. Collect it with ``data_to_send()`` after every
 ``next_event()`` (and after ``accept_literal()``) and write it in that order. Every
 other response is the session's, built with ``merpati.wire.imap.response``.
 
-Framing (this module) cuts the input into commands: a command is a line, or several
-lines joined by literals (``{n}``, ``{n+}``, ``~{n}`` at the very end of a line). Then
-``parser.py`` turns the framed text into a typed command. Lines end with CRLF (a bare
-LF is accepted as well; a bare CR is part of the line and a syntax error).
+Framing (this module, and ``literals.py`` for the literals) cuts the input into
+commands: a command is a line, or several lines joined by literals (``{n}``, ``{n+}``,
+``~{n}`` at the very end of a line). Then ``parser.py`` turns the framed text into a
+typed command. Lines end with CRLF (a bare LF is accepted as well; a bare CR is part
+of the line and a syntax error).
 
 Invariants
 ----------
@@ -41,16 +42,12 @@ Invariants
 from __future__ import annotations
 
 import binascii
-import enum
 import re
 
-from merpati.wire.imap import commands as c
 from merpati.wire.imap import response as R
 from merpati.wire.imap.events import (
     NEED_DATA,
     PAUSED,
-    AppendChunk,
-    AppendLiteral,
     AuthCancel,
     AuthResponse,
     Command,
@@ -60,48 +57,23 @@ from merpati.wire.imap.events import (
     ProtocolError,
     Sentinel,
 )
+from merpati.wire.imap.grammar import parse_command
 from merpati.wire.imap.limits import ImapLimits
-from merpati.wire.imap.grammar import parse_append_prefix, parse_command
+from merpati.wire.imap.literals import CONTINUE, LIT_TAIL, LiteralFraming
+from merpati.wire.imap.modes import PAUSING, Mode, Pause
 from merpati.wire.imap.parser import HEAD_RE, TAG_RE, ParseError, Parser
 
 __all__ = ["ImapServer", "ImapUsageError"]
 
 _DEFAULT_LIMITS = ImapLimits()
-_LIT_TAIL = re.compile(rb"(~?)\{([0-9]+)(\+?)\}\Z")
 _BASE64 = re.compile(rb"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?\Z")
-_CONTINUE = b"+ Ready for literal data\r\n"
 
 
 class ImapUsageError(RuntimeError):
     """The session called a method that does not fit the engine's state."""
 
 
-class _Mode(enum.Enum):
-    COMMAND = 1  # reading command lines
-    LITERAL = 2  # reading literal octets
-    SKIP_LINE = 3  # dropping input up to the next LF
-    IDLE = 4  # waiting for DONE
-    AUTH = 5  # waiting for a SASL response line
-    CLOSED = 6  # fatal error: input ignored
-
-    __hash__ = object.__hash__
-
-
-class _Pause(enum.Enum):
-    STARTTLS = 1
-    COMPRESS = 2
-    IDLE = 3
-    AUTH = 4
-    LITERAL = 5
-
-    __hash__ = object.__hash__
-
-
-_PAUSING = {c.StartTls: _Pause.STARTTLS, c.Compress: _Pause.COMPRESS, c.Idle: _Pause.IDLE,
-            c.Authenticate: _Pause.AUTH}
-
-
-class ImapServer:
+class ImapServer(LiteralFraming):
     """One IMAP connection's protocol state (server side). Not thread-safe.
 
     Parameters
@@ -174,9 +146,9 @@ class ImapServer:
         self._start = 0
         self._eof = False
         self._out: list[bytes] = []
-        self._mode = _Mode.COMMAND
-        self._after_skip = _Mode.COMMAND
-        self._pause: _Pause | None = None
+        self._mode = Mode.COMMAND
+        self._after_skip = Mode.COMMAND
+        self._pause: Pause | None = None
         self._pending: list[Event] = []
         self._special_tag = ""  # IDLE / AUTHENTICATE tag
         self._reset_command()
@@ -204,7 +176,7 @@ class ImapServer:
     @property
     def in_command(self) -> bool:
         """True while a command has been started but not completed."""
-        return bool(self._parts) or self._continuing or self._mode is _Mode.LITERAL
+        return bool(self._parts) or self._continuing or self._mode is Mode.LITERAL
 
     @property
     def buffered(self) -> bytes:
@@ -214,7 +186,7 @@ class ImapServer:
     @property
     def closed(self) -> bool:
         """True after a fatal ProtocolError: input is ignored, close the connection."""
-        return self._mode is _Mode.CLOSED
+        return self._mode is Mode.CLOSED
 
     @property
     def authenticated(self) -> bool:
@@ -227,7 +199,7 @@ class ImapServer:
     # -- input -------------------------------------------------------------------------------
     def receive_data(self, data: bytes) -> None:
         """Append bytes from the client. Feed only after ``NEED_DATA`` to stay bounded."""
-        if self._mode is _Mode.CLOSED or not data:
+        if self._mode is Mode.CLOSED or not data:
             return
         if self._eof:
             raise ImapUsageError("receive_data after receive_eof")
@@ -264,17 +236,17 @@ class ImapServer:
     def resume(self) -> None:
         """End a pause by refusing or finishing: STARTTLS/COMPRESS/IDLE refused,
         AUTHENTICATE finished (tagged answer written). Not for AppendLiteral."""
-        if self._pause is None or self._pause is _Pause.LITERAL:
+        if self._pause is None or self._pause is Pause.LITERAL:
             raise ImapUsageError("resume() without a pausing command")
         self._pause = None
-        if self._mode is _Mode.AUTH:
-            self._mode = _Mode.COMMAND
+        if self._mode is Mode.AUTH:
+            self._mode = Mode.COMMAND
 
     def start_tls(self) -> None:
         """STARTTLS accepted (tagged OK written): drop every byte buffered after the
         STARTTLS line (RFC 3501 §6.2.1, CVE-2011-0411) and go on reading command lines.
         Call it before the TLS handshake; feed only decrypted bytes afterwards."""
-        if self._pause is not _Pause.STARTTLS:
+        if self._pause is not Pause.STARTTLS:
             raise ImapUsageError("start_tls() without a pending STARTTLS")
         self._buf = bytearray()
         self._start = 0
@@ -285,7 +257,7 @@ class ImapServer:
         """COMPRESS accepted (tagged OK written, uncompressed). Returns the bytes already
         buffered after the COMPRESS line — they are compressed: the net layer puts them
         through its inflater first and feeds the result back with ``receive_data``."""
-        if self._pause is not _Pause.COMPRESS:
+        if self._pause is not Pause.COMPRESS:
             raise ImapUsageError("start_compress() without a pending COMPRESS")
         rest = bytes(self._buf[self._start:])
         self._buf = bytearray()
@@ -295,39 +267,39 @@ class ImapServer:
 
     def start_idle(self) -> None:
         """IDLE accepted (``+ idling`` written): only ``DONE`` is valid from now on."""
-        if self._pause is not _Pause.IDLE:
+        if self._pause is not Pause.IDLE:
             raise ImapUsageError("start_idle() without a pending IDLE")
         self._pause = None
-        self._mode = _Mode.IDLE
+        self._mode = Mode.IDLE
 
     def continue_auth(self) -> None:
         """A ``+ challenge`` was written: the next line is the client's SASL response."""
-        if self._pause is not _Pause.AUTH:
+        if self._pause is not Pause.AUTH:
             raise ImapUsageError("continue_auth() without a pending AUTHENTICATE")
         self._pause = None
-        self._mode = _Mode.AUTH
+        self._mode = Mode.AUTH
 
     def accept_literal(self) -> None:
         """Answer to ``AppendLiteral``: read the message (queues ``+`` if synchronizing)."""
-        if self._pause is not _Pause.LITERAL:
+        if self._pause is not Pause.LITERAL:
             raise ImapUsageError("accept_literal() without a pending AppendLiteral")
         self._pause = None
         if self._lit_sync:
-            self._out.append(_CONTINUE)
-        self._mode = _Mode.LITERAL
+            self._out.append(CONTINUE)
+        self._mode = Mode.LITERAL
 
     def reject_literal(self) -> None:
         """Answer to ``AppendLiteral`` after writing a tagged NO: skip the message octets
         (if non-synchronizing) and the rest of the command."""
-        if self._pause is not _Pause.LITERAL:
+        if self._pause is not Pause.LITERAL:
             raise ImapUsageError("reject_literal() without a pending AppendLiteral")
         self._pause = None
         if self._lit_sync:
             self._reset_command()
-            self._mode = _Mode.COMMAND
+            self._mode = Mode.COMMAND
         else:
             self._discard = True
-            self._mode = _Mode.LITERAL
+            self._mode = Mode.LITERAL
 
     @staticmethod
     def error_response(ev: ProtocolError) -> bytes:
@@ -339,7 +311,7 @@ class ImapServer:
 
     # -- events -------------------------------------------------------------------------------
     def _line_limit(self) -> int:
-        if self._mode is _Mode.AUTH:
+        if self._mode is Mode.AUTH:
             return self.limits.max_auth_line
         return self.limits.max_line if self._authenticated else self.limits.max_line_prelogin
 
@@ -351,17 +323,17 @@ class ImapServer:
             if self._pause is not None:
                 return PAUSED
             mode = self._mode
-            if mode is _Mode.LITERAL:
+            if mode is Mode.LITERAL:
                 ev = self._read_literal()
                 if ev is None:
                     continue
                 return ev
-            if mode is _Mode.CLOSED:
+            if mode is Mode.CLOSED:
                 return NEED_DATA
             buf = self._buf
             start = self._start
             lf = buf.find(b"\n", start)
-            if mode is _Mode.SKIP_LINE:
+            if mode is Mode.SKIP_LINE:
                 if lf < 0:
                     del buf[:]
                     self._start = 0
@@ -381,9 +353,9 @@ class ImapServer:
             end = lf - 1 if lf > start and buf[lf - 1] == 0x0D else lf
             line = bytes(buf[start:end])
             self._start = lf + 1
-            if mode is _Mode.COMMAND:
+            if mode is Mode.COMMAND:
                 ev = self._command_line(line)
-            elif mode is _Mode.IDLE:
+            elif mode is Mode.IDLE:
                 ev = self._idle_line(line)
             else:
                 ev = self._auth_line(line)
@@ -400,7 +372,7 @@ class ImapServer:
                fatal: bool = False, tag: str | None = None) -> ProtocolError:
         ev = ProtocolError(tag if tag is not None else self._tag, text, status, code, fatal)
         if fatal:
-            self._mode = _Mode.CLOSED
+            self._mode = Mode.CLOSED
             self._buf = bytearray()
             self._start = 0
             self._reset_command()
@@ -411,7 +383,7 @@ class ImapServer:
         (``lf``, or -1 when the LF has not arrived yet)."""
         buf = self._buf
         mode = self._mode
-        if mode is _Mode.COMMAND:
+        if mode is Mode.COMMAND:
             tag = self._tag
             if not self._parts and not self._continuing:
                 first = bytes(buf[start:start + 256])
@@ -419,7 +391,7 @@ class ImapServer:
                 tag = m.group().decode("ascii") if m and first[m.end():m.end() + 1] == b" " else None
             ev = ProtocolError(tag, "Command line too long")
             self._reset_command()
-        elif mode is _Mode.IDLE:
+        elif mode is Mode.IDLE:
             ev = ProtocolError(self._special_tag, "Expected DONE")
         else:  # AUTH
             ev = ProtocolError(self._special_tag, "SASL response too long")
@@ -427,11 +399,11 @@ class ImapServer:
         if lf < 0:
             del buf[:]
             self._start = 0
-            self._mode = _Mode.SKIP_LINE
-            self._after_skip = _Mode.COMMAND
+            self._mode = Mode.SKIP_LINE
+            self._after_skip = Mode.COMMAND
         else:
             self._start = lf + 1
-            self._mode = _Mode.COMMAND
+            self._mode = Mode.COMMAND
 
     def _fail_line(self, text: str, lit: re.Match[bytes] | None, *, status: str = "BAD",
                    code: str | None = None) -> Event:
@@ -450,7 +422,7 @@ class ImapServer:
             self._lit_left = int(digits)
             self._lit_chunks = []
             self._lit_message = False
-            self._mode = _Mode.LITERAL
+            self._mode = Mode.LITERAL
             return
         self._reset_command()
 
@@ -464,7 +436,7 @@ class ImapServer:
         first = not self._parts and not self._continuing
         if first and not line:
             return None  # stray empty line between commands: ignored
-        lit = _LIT_TAIL.search(line) if line.endswith(b"}") else None
+        lit = LIT_TAIL.search(line) if line.endswith(b"}") else None
         if first:
             m = TAG_RE.match(line)
             self._tag = m.group().decode("ascii") if m and line[m.end():m.end() + 1] == b" " else None
@@ -503,139 +475,15 @@ class ImapServer:
             self._reset_command()
             return ProtocolError(tag, "Command too complex")
         self._reset_command()
-        pause = _PAUSING.get(type(cmd))
+        pause = PAUSING.get(type(cmd))
         if pause is not None:
             self._pause = pause
             self._special_tag = tag
         return Command(tag, cmd)
 
-    def _literal_header(self, lit: re.Match[bytes]) -> Event | None:
-        binary = bool(lit.group(1))
-        digits = lit.group(2)
-        sync = not lit.group(3)
-        lim = self.limits
-        message = self._is_append and self._append_mailbox_done()
-        if len(digits) > lim.max_literal_digits:
-            size = -1
-        else:
-            size = int(digits)
-        if not sync and not self.literal_plus and (size < 0 or size > lim.max_nonsync_literal):
-            return self._error("Non-synchronizing literal size too large", fatal=True)
-        if message:  # before login APPEND is invalid anyway: no big literal for it
-            limit = lim.message_size if self._authenticated else lim.max_literal_prelogin
-        elif self._authenticated:
-            limit = min(lim.max_literal, lim.max_command - self._total)
-        else:
-            limit = min(lim.max_literal_prelogin, lim.max_command_prelogin - self._total)
-        if size < 0 or size > limit:
-            if not sync:
-                if message:
-                    return self._error("Message too large", status="NO", code="TOOBIG", fatal=True)
-                return self._error("Literal too large", fatal=True)
-            self._parts.pop()
-            ev = self._error("Message too large" if message else "Literal too large",
-                             status="NO" if message else "BAD", code="TOOBIG" if message else None)
-            self._reset_command()
-            return ev
-        if binary and not message:
-            self._parts.pop()
-            return self._fail_line("literal8 is only allowed for APPEND data", lit)
-        self._lit_ends.append(self._text_len)
-        self._lit_left = size
-        self._lit_chunks = []
-        self._lit_binary = binary
-        self._lit_message = message
-        self._lit_sync = sync
-        self._lit_size = size
-        if not message:
-            if sync:
-                self._out.append(_CONTINUE)
-            self._mode = _Mode.LITERAL
-            return None
-        if self._append_count >= lim.max_append_messages:
-            self._parts.pop()
-            return self._fail_line("Too many messages in APPEND", lit)
-        try:
-            self._append_mailbox = self._parse_append_prefix()
-        except ParseError as exc:
-            self._lit_ends.pop()
-            self._parts.pop()
-            return self._fail_line(exc.text, lit, status=exc.status, code=exc.code)
-        index = self._append_count
-        self._append_count += 1
-        self._pause = _Pause.LITERAL
-        assert self._tag is not None
-        return AppendLiteral(self._tag, self._append_mailbox, index, size, sync, binary)
-
-    def _append_mailbox_done(self) -> bool:
-        """Whether the literal at the end of the current line is message data (not the
-        mailbox name): the mailbox is the first argument after APPEND."""
-        if self._lits:
-            return True
-        m = HEAD_RE.match(self._parts[0])
-        if m is None:
-            return True
-        rest = self._parts[0][m.end():]
-        return not (rest.startswith(b" {") or rest.startswith(b" ~{"))
-
-    def _parse_append_prefix(self) -> str:
-        text = b"".join(self._parts)
-        p = Parser(text, self._lits, self._lit_ends, limits=self.limits,
-                   max_depth=self.limits.max_depth if self._authenticated else self.limits.max_depth_prelogin,
-                   utf8=self._utf8)
-        return parse_append_prefix(p)
-
-    # -- literal octets ----------------------------------------------------------------------
-    def _read_literal(self) -> Event | Sentinel | None:
-        left = self._lit_left
-        if left:
-            buf = self._buf
-            start = self._start
-            avail = len(buf) - start
-            if avail <= 0:
-                return self._need_data()
-            take = left if left < avail else avail
-            chunk = bytes(buf[start:start + take])
-            self._start = start + take
-            self._lit_left = left = left - take
-            if not self._discard:
-                if not self._lit_binary and b"\x00" in chunk:
-                    return self._literal_nul()
-                if self._lit_message and self.stream_append:
-                    if not left:
-                        self._finish_literal(None)
-                    return AppendChunk(chunk)
-                self._lit_chunks.append(chunk)
-            if left:
-                return None
-        if self._discard:
-            self._mode = _Mode.COMMAND
-            self._continuing = True
-            return None
-        if self._lit_message and self.stream_append:
-            self._finish_literal(None)
-            return None
-        chunks = self._lit_chunks
-        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        self._lit_chunks = []
-        self._finish_literal(data)
-        return None
-
-    def _finish_literal(self, data: bytes | None) -> None:
-        self._lits.append(data)
-        self._total += 0 if self._lit_message else self._lit_size
-        self._mode = _Mode.COMMAND
-        self._continuing = True
-
-    def _literal_nul(self) -> Event:
-        ev = self._error("NULs not allowed in literals")
-        self._discard = True
-        self._lit_chunks = []
-        return ev
-
     # -- IDLE and AUTHENTICATE lines --------------------------------------------------------
     def _idle_line(self, line: bytes) -> Event:
-        self._mode = _Mode.COMMAND
+        self._mode = Mode.COMMAND
         if line.upper() == b"DONE":
             return IdleDone(self._special_tag)
         return ProtocolError(self._special_tag, "Expected DONE")
@@ -643,10 +491,10 @@ class ImapServer:
     def _auth_line(self, line: bytes) -> Event:
         tag = self._special_tag
         if line == b"*":
-            self._mode = _Mode.COMMAND
+            self._mode = Mode.COMMAND
             return AuthCancel(tag)
         if not _BASE64.match(line):
-            self._mode = _Mode.COMMAND
+            self._mode = Mode.COMMAND
             return ProtocolError(tag, "Invalid base64 in SASL response")
-        self._pause = _Pause.AUTH
+        self._pause = Pause.AUTH
         return AuthResponse(tag, binascii.a2b_base64(line) if line else b"")
