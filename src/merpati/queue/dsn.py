@@ -121,7 +121,7 @@ def _human(action: str, entries: list[DsnEntry], hostname: str, until: float | N
 
 
 def _report_header(
-    *, message: QueueMessage, action: str, hostname: str, now: float, dsn_id: str, boundary: str, utf8: bool
+    *, message: QueueMessage, action: str, hostname: str, now: float, dsn_id: str, boundary: str, eight_bit: bool
 ) -> str:
     """The DSN's own header fields and the MIME preamble (RFC 6522), up to the first boundary."""
     subject = "Undelivered Mail Returned to Sender" if action == FAILED else "Delayed Mail (still being retried)"
@@ -134,7 +134,7 @@ def _report_header(
         "Auto-Submitted: auto-replied",
         "MIME-Version: 1.0",
         f'Content-Type: multipart/report; report-type=delivery-status;\r\n\tboundary="{boundary}"',
-        "Content-Transfer-Encoding: 8bit" if utf8 else "Content-Transfer-Encoding: 7bit",
+        "Content-Transfer-Encoding: 8bit" if eight_bit else "Content-Transfer-Encoding: 7bit",
         "",
         "This is a MIME-encapsulated message.",
         "",
@@ -227,22 +227,24 @@ def compose(
     boundary = f"{secrets.token_hex(8)}/{hostname}"
     dsn_id = queue_id or f"{message.queue_id}.{secrets.token_hex(4)}"
     utf8 = not message.sender.isascii() or any(not e.recipient.address.isascii() for e in entries)
-    header = _report_header(
-        message=message, action=action, hostname=hostname, now=now, dsn_id=dsn_id, boundary=boundary, utf8=utf8
-    )
     human = _human(action, entries, hostname, retry_until)
     status = _delivery_status(message, entries, hostname, now, retry_until)
     returned = _returned_content(message, data)
-    body = b"".join(
+    parts = b"".join(
         (
-            header.encode("utf-8"),
             _mime_part(boundary, "Notification", "text/plain; charset=utf-8", human.encode("utf-8")),
             _mime_part(boundary, "Delivery report", "message/delivery-status", status.encode("utf-8")),
             _mime_part(boundary, returned.description, returned.content_type, returned.content),
             f"\r\n--{boundary}--\r\n".encode("utf-8"),
         )
     )
-    eight_bit = utf8 or any(b > 127 for b in returned.content)
+    # 8-bit returned content (or a non-ASCII host name) makes the whole report 8bit (RFC 2045 §6.4)
+    eight_bit = utf8 or not parts.isascii()
+    header = _report_header(
+        message=message, action=action, hostname=hostname, now=now, dsn_id=dsn_id, boundary=boundary,
+        eight_bit=eight_bit,
+    )
+    body = header.encode("utf-8") + parts
     return NewMessage(
         queue_id=dsn_id,
         sender="",
