@@ -2,12 +2,16 @@
 
 Modules
 -------
-* ``commands`` — the typed commands (frozen dataclasses), search-key AST, fetch items.
+* ``commands`` — the typed commands (frozen dataclasses); re-exports the two below.
+* ``search_keys`` — the SEARCH key AST, SEARCH/SORT/THREAD commands.
+* ``fetch_items`` — FETCH items, sections, macros and the FETCH command.
 * ``seqset`` — ``SequenceSet`` (parse/format/resolve/iterate, ``*`` and ``$``).
 * ``events`` — what ``ImapServer.next_event()`` returns; ``NEED_DATA`` / ``PAUSED``.
 * ``states`` — ``State`` and ``ALLOWED[state] = {command classes}``.
 * ``limits`` — ``ImapLimits`` (constructor parameter of the engine).
-* ``server`` — ``ImapServer``, the engine (framing, literals, limits, pauses).
+* ``server`` — ``ImapServer``, the engine (framing, limits, pauses).
+* ``literals`` — ``LiteralFraming``, the engine's literal handling (limits, APPEND streaming).
+* ``modes`` — the engine's input modes and pause kinds (internal).
 * ``parser`` / ``grammar`` — tokens and the per-command grammar (internal).
 * ``response`` — serialisers: tagged/untagged/continuation lines and IMAP values.
 * ``mutf7`` — modified UTF-7 mailbox names (RFC 3501 §5.1.3).
