@@ -14,6 +14,10 @@ The caller feeds bytes with ``receive_data`` / ``receive_eof`` and pulls events 
   ``send`` returns that buffer followed by the session's reply; ``data_to_send`` drains it.
   Write whatever either returns, in the order you get it.
 
+This module holds the command loop, the command handlers and the reply bookkeeping; the
+DATA/BDAT commands, the body readers and the state after ``DataStart``/``DataEnd`` are in
+``body.py`` (``BodyReading``, a mixin of ``SmtpServer``).
+
 Invariants
 ----------
 * Only a CRLF-terminated line is a command. A line with a bare CR or LF, or a NUL, is
@@ -45,7 +49,9 @@ from typing import Any
 
 from merpati.wire.smtp import replies as R
 from merpati.wire.smtp.codes import Code, Enhanced
-from merpati.wire.smtp.commands import b64decode, parse_auth, parse_bdat, parse_mail, parse_rcpt
+from merpati.wire.smtp.body import BodyReading
+from merpati.wire.smtp.body import Result as _Result
+from merpati.wire.smtp.commands import b64decode, parse_auth, parse_mail, parse_rcpt
 from merpati.wire.smtp.data import ChunkReader, DotReader
 from merpati.wire.smtp.events import (
     DECISION_EVENTS,
@@ -56,7 +62,6 @@ from merpati.wire.smtp.events import (
     AuthStart,
     Close,
     CloseReason,
-    DataChunk,
     DataEnd,
     DataStart,
     Event,
@@ -93,12 +98,10 @@ from merpati.wire.smtp.tables import (
 
 __all__ = ["SmtpProtocolError", "SmtpServer"]
 
-_Result = Event | Sentinel | None  # None: something was answered, keep reading
 _DEFAULT_LIMITS = SmtpLimits()  # frozen: one shared instance spares its validation per connection
 # Field-less (or constant) frozen events: one shared instance each, equal to a fresh one.
 _QUIT = Quit()
 _RESET = Reset()
-_DATA_START = DataStart(bdat=False)
 
 
 # Every connection of one listener builds the same banner and EHLO reply: memoise them per
@@ -121,7 +124,7 @@ class SmtpProtocolError(RuntimeError):
     """The caller broke the engine's contract (e.g. send() with nothing pending)."""
 
 
-class SmtpServer:
+class SmtpServer(BodyReading):
     """One inbound SMTP connection, as a state machine. See the module docstring."""
 
     def __init__(
@@ -425,47 +428,6 @@ class SmtpServer:
         utf8 = self._mail is not None and self._mail.params.smtputf8
         return parse_rcpt(arg, offered=self._offered, smtputf8=utf8, limits=self.limits)
 
-    def _cmd_data(self, arg: bytes) -> _Result:
-        # RFC 5321 §4.1.1.4; RFC 3030 §3: BINARYMIME bodies only by BDAT
-        if arg:
-            raise SmtpReplyError(R.NO_ARGUMENTS)
-        if self._mail is not None and self._mail.params.body == "BINARYMIME":
-            raise SmtpReplyError(R.BINARYMIME_NEEDS_BDAT)
-        return _DATA_START
-
-    def _cmd_bdat(self, arg: bytes) -> _Result:
-        # RFC 3030 §2; the size is needed even to refuse: the octets must be consumed
-        parsed = parse_bdat(arg, self.limits)
-        if parsed is None:
-            return self._close_with(CloseReason.PROTOCOL_ERROR, R.BDAT_SYNTAX)
-        size, last = parsed
-        if self._bdat_total + size > self.limits.message_size:
-            return self._close_with(CloseReason.PROTOCOL_ERROR, R.TOO_BIG)
-        refusal = self._bdat_refusal()
-        if refusal is not None:
-            self._discard_chunk(ChunkReader(size, last=last, emit=False), refusal, self._state)
-            return None
-        self._chunk = ChunkReader(size, last=last, emit=True)
-        if self._state is State.RCPT:
-            return DataStart(bdat=True)
-        self._state = State.CHUNK
-        return None
-
-    def _bdat_refusal(self) -> Reply | None:
-        if self.require_tls and not self._tls_active:
-            return R.TLS_REQUIRED
-        if not self.extended or Extension.CHUNKING not in self.extensions:
-            return R.BDAT_NOT_OFFERED
-        if Command.BDAT not in ALLOWED[self._state]:
-            return self._sequence_error(Command.BDAT)
-        return None
-
-    def _discard_chunk(self, chunk: ChunkReader, reply: Reply | None, then: State) -> None:
-        self._chunk = chunk
-        self._chunk_reply = reply
-        self._chunk_return = then
-        self._state = State.CHUNK
-
     def _cmd_rset(self, arg: bytes) -> _Result:
         if arg:
             raise SmtpReplyError(R.NO_ARGUMENTS)
@@ -521,44 +483,7 @@ class SmtpServer:
         mechanism, initial = parse_auth(arg, self.auth_mechanisms)
         return AuthStart(mechanism, initial)
 
-    # ---- body and SASL readers ----------------------------------------------------------
-    def _read_data(self) -> _Result:
-        reader = self._reader
-        assert reader is not None
-        out = reader.feed(self._buf)
-        if out:
-            return DataChunk(out)
-        if reader.done:
-            return DataEnd(reader.error, reader.size)
-        if self._eof:
-            return self._close_with(CloseReason.EOF_IN_DATA)
-        return NEED_DATA
-
-    def _read_chunk(self) -> _Result:
-        chunk = self._chunk
-        assert chunk is not None
-        if not chunk.done:
-            data = chunk.feed(self._buf)
-            if data:
-                self._bdat_total += len(data)
-                return DataChunk(data)
-            if not chunk.done:
-                return self._close_with(CloseReason.EOF_IN_DATA) if self._eof else NEED_DATA
-        if not chunk.emit:
-            self._chunk = None
-            self._state = self._chunk_return
-            if self._chunk_reply is not None:
-                self._reply(self._chunk_reply)
-                self._chunk_reply = None
-            return None
-        if chunk.last:
-            return DataEnd(None, self._bdat_total)
-        if self._buf and not self.pipelining:
-            return self._close_with(CloseReason.SYNC_ERROR, R.SYNC_ERROR)
-        self._state = State.BDAT
-        self._reply(Reply(Code.OK, Enhanced.OK, f"{chunk.size} octets received"))  # RFC 3030 §4.2
-        return None
-
+    # ---- SASL reader --------------------------------------------------------------------
     def _read_auth(self) -> _Result:
         try:
             line = self._next_line()
@@ -594,32 +519,6 @@ class SmtpServer:
         else:
             self._in.clear()  # StartTls: nothing sent before the handshake may count
         return True
-
-    def _after_data_start(self, event: DataStart, reply: Reply) -> bool:
-        if not event.bdat:
-            if reply.is_success:
-                normalize = self.bare_line_endings is BareLineEndings.NORMALIZE
-                self._reader = DotReader(normalize=normalize, max_size=self.limits.message_size)
-                self._state = State.DATA
-            return True
-        if reply.is_success:
-            self._state = State.CHUNK
-            return False  # BDAT needs no intermediate reply: the chunk's reply comes later
-        chunk = self._chunk
-        assert chunk is not None
-        self._reset_transaction()
-        self._discard_chunk(ChunkReader(chunk.size, last=chunk.last, emit=False), None, State.READY)
-        return True
-
-    def _after_data_end(self, event: DataEnd, reply: Reply) -> bool:
-        self._reset_transaction()
-        self._state = State.READY
-        if reply.is_success:
-            self.error_count = 0
-        self._reply(reply)
-        if self._buf and not self.pipelining and self._close is None:
-            self._close_with(CloseReason.SYNC_ERROR, R.SYNC_ERROR)
-        return False
 
     def _after_auth(self, event: AuthStart | AuthData, reply: Reply) -> bool:
         self._state = State.AUTH if reply.code == Code.AUTH_CONTINUE else State.READY
